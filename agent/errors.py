@@ -1,0 +1,39 @@
+"""The one error type the service raises on purpose: a stable code, an HTTP status and a message for the owner."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.message, "code": self.code}
+
+
+def model_unreachable(base_url: str) -> ServiceError:
+    return ServiceError(
+        "model_unreachable",
+        f"Ollama is not reachable at {base_url}. Start it with `ollama serve` (or fix OLLAMA_BASE_URL).",
+        503,
+    )
+
+
+def model_missing(model: str, detail: str = "") -> ServiceError:
+    prefix = f"{detail} " if detail else ""
+    return ServiceError(
+        "model_missing",
+        f"{prefix}Model '{model}' is not installed in Ollama. Install it with `ollama pull {model}`.",
+        503,
+    )
+
+
+def run_timeout(seconds: float) -> ServiceError:
+    return ServiceError(
+        "timeout",
+        f"The agent did not finish within {seconds:g} s. Ask for something smaller, or raise AGENT_TIMEOUT_S.",
+        504,
+    )

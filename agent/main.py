@@ -1,0 +1,214 @@
+"""The agent service: FastAPI routes over the one event generator in runner.py."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.sse import format_sse_event
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from errors import ServiceError
+from history import Turn
+from logs import configure_logging, request_id_var
+from media import save_images
+from model_router import ModelRegistry
+from runner import AgentEvent, AgentRunner, ErrorEvent, FinalEvent, RunRequest, event_payload
+from schemas import MAX_IMAGES, RunBody
+from settings import ConfigError, Settings, get_settings
+from tools import build_tools
+
+logger = logging.getLogger("agent.http")
+
+
+def build_runner(settings: Settings) -> AgentRunner:
+    registry = ModelRegistry(settings)
+    registry.refresh()
+    return AgentRunner(settings, registry, build_tools(settings, registry.vision_model))
+
+
+def get_runner(request: Request) -> AgentRunner:
+    runner: AgentRunner = request.app.state.runner
+    return runner
+
+
+RunnerDep = Annotated[AgentRunner, Depends(get_runner)]
+
+
+class AccessMiddleware:
+    """Request id, bearer-key check (every path but /health) and one metadata-only log line per request."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.key = settings.api_key.encode() if settings.api_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        token = request_id_var.set(request_id)
+        started = time.monotonic()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            if self.key is not None and scope["path"] != "/health" and not self._authorised(headers):
+                response = JSONResponse(
+                    {"error": "Missing or wrong API key: send `Authorization: Bearer <AGENT_API_KEY>`.", "code": "unauthorized"},
+                    status_code=401,
+                )
+                await response(scope, receive, send_with_status)
+            else:
+                await self.app(scope, receive, send_with_status)
+        finally:
+            logger.info(
+                "request",
+                extra={"method": scope["method"], "path": scope["path"], "status": status,
+                       "duration_ms": round((time.monotonic() - started) * 1000, 1)},
+            )
+            request_id_var.reset(token)
+
+    def _authorised(self, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, supplied = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and self.key is not None and hmac.compare_digest(supplied.strip(), self.key)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.check_startup()
+        app.state.runner = await asyncio.to_thread(build_runner, settings)
+        logger.info("agent_ready", extra={"tools": [t.name for t in app.state.runner.tools],
+                                          "ollama": app.state.runner.registry.state.reachable})
+        yield
+
+    # Base64 makes an image a third bigger; a little room for the message and history on top.
+    max_body = MAX_IMAGES * settings.agent_max_image_bytes * 4 // 3 + 2 * 1024 * 1024
+    app = FastAPI(title="my-claw agent", version="0.1.0", lifespan=lifespan, max_body_size=max_body)
+    app.add_middleware(AccessMiddleware, settings=settings)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        return JSONResponse({"error": "Invalid request: " + "; ".join(problems), "code": "invalid_request"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail), "code": f"http_{exc.status_code}"}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled_error", extra={"error_type": type(exc).__name__})
+        return JSONResponse({"error": "Internal error; see the agent's log.", "code": "internal"}, status_code=500)
+
+    def to_run_request(body: RunBody) -> RunRequest:
+        paths = save_images(body.images, settings.media_dir, settings.agent_max_image_bytes) if body.images else []
+        return RunRequest(
+            message=body.message,
+            history=[Turn(h.role, h.content) for h in body.history],
+            model=body.model,
+            system_prompt=body.system_prompt,
+            image_paths=paths,
+            request_id=request_id_var.get(),
+        )
+
+    def log_outcome(event: AgentEvent, model: str) -> None:
+        if isinstance(event, FinalEvent):
+            logger.info("run_done", extra={"model": event.model, "steps": event.steps, "duration_ms": event.duration_ms,
+                                           "status": "ok", **event.usage})
+        elif isinstance(event, ErrorEvent):
+            logger.warning("run_failed", extra={"model": model, "status": event.code})
+
+    @app.get("/health")
+    async def health(runner: RunnerDep) -> dict[str, Any]:
+        state = await asyncio.to_thread(runner.registry.refresh)
+        return {"status": "ok", "ollama": "ok" if state.reachable else "down", "models": len(state.installed)}
+
+    @app.get("/models")
+    async def models(runner: RunnerDep) -> dict[str, object]:
+        return await asyncio.to_thread(runner.registry.describe)
+
+    @app.post("/run")
+    async def run(body: RunBody, runner: RunnerDep) -> JSONResponse:
+        prepared = await asyncio.to_thread(runner.prepare, to_run_request(body))
+        async for event in runner.aevents(prepared, settings.agent_timeout_s):
+            if isinstance(event, FinalEvent | ErrorEvent):
+                log_outcome(event, prepared.resolved.model_id)
+                status = event.status if isinstance(event, ErrorEvent) else 200
+                return JSONResponse(event_payload(event), status_code=status)
+        error = ErrorEvent("The agent stopped without an answer; try again.", "no_answer", 502)
+        log_outcome(error, prepared.resolved.model_id)
+        return JSONResponse(event_payload(error), status_code=error.status)
+
+    @app.post("/run/stream")
+    async def run_stream(body: RunBody, runner: RunnerDep) -> StreamingResponse:
+        prepared = await asyncio.to_thread(runner.prepare, to_run_request(body))
+
+        async def sse() -> AsyncIterator[bytes]:
+            async for event in runner.aevents(prepared, settings.agent_timeout_s):
+                log_outcome(event, prepared.resolved.model_id)
+                yield format_sse_event(event=event.name, data_str=_json(event_payload(event)))
+
+        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn main:app` works, while importing this module (tests, `python main.py`) reads no settings yet.
+    if name == "app":
+        globals()["app"] = create_app()
+        return globals()["app"]
+    raise AttributeError(name)
+
+
+def serve() -> None:
+    try:
+        settings = get_settings()
+        settings.check_startup()
+    except (ConfigError, ValidationError) as exc:
+        configure_logging()
+        logging.getLogger("agent").error("startup_refused", extra={"reason": str(exc)})
+        sys.exit(2)
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=settings.agent_host, port=settings.agent_port, log_config=None)
+
+
+if __name__ == "__main__":
+    serve()

@@ -1,0 +1,32 @@
+"""Request bodies of the HTTP API, validated once at the edge."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_MESSAGE_CHARS = 32_000
+MAX_IMAGES = 5
+
+
+class HistoryItem(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=MAX_MESSAGE_CHARS * 4)
+
+
+class RunBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    history: list[HistoryItem] = Field(default_factory=list, max_length=2000)
+    model: str = Field(default="smart", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/\-]+$")
+    system_prompt: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message is empty")
+        return value

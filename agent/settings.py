@@ -1,0 +1,149 @@
+"""The agent service's configuration: one class, read once from the environment and `.env.local`."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AGENT_DIR = Path(__file__).resolve().parent
+REPO_ROOT = AGENT_DIR.parent
+MIN_SECRET_LENGTH = 32
+
+CommaList = Annotated[list[str], NoDecode]
+ALL_TOOLS = (
+    "web_search",
+    "file_system",
+    "os_exec",
+    "clipboard",
+    "screenshot",
+    "mouse_keyboard",
+    "analyze_image",
+)
+DEFAULT_IMPORTS = ("json", "csv", "datetime", "zoneinfo", "re", "math", "requests", "urllib.parse")
+
+
+class ConfigError(Exception):
+    """A setting that makes a feature unsafe or unusable; raised at start-up, never mid-request."""
+
+
+class Settings(BaseSettings):
+    # The process environment wins over the files; `.env.local` wins over `.env`.
+    model_config = SettingsConfigDict(
+        env_file=(REPO_ROOT / ".env", REPO_ROOT / ".env.local"),
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    agent_host: str = "127.0.0.1"
+    agent_port: int = Field(default=8000, ge=1, le=65535)
+    agent_api_key: SecretStr | None = None
+    agent_max_concurrency: int = Field(default=2, ge=1, le=64)
+    agent_timeout_s: float = Field(default=240, gt=0)
+    agent_max_steps: int = Field(default=6, ge=1, le=50)
+    agent_executor_timeout_s: int = Field(default=60, ge=1)
+    agent_authorized_imports: CommaList = list(DEFAULT_IMPORTS)
+    agent_tools: CommaList = list(ALL_TOOLS)
+    agent_max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    log_level: str = "INFO"
+
+    ollama_base_url: str = "http://127.0.0.1:11434"
+    ollama_num_ctx: int = Field(default=8192, ge=512)
+    ollama_refresh_s: float = Field(default=60, gt=0)
+    models_fast: CommaList = ["qwen3:4b", "qwen3:1.7b", "llama3.2:3b", "gemma3:4b", "qwen3:8b"]
+    models_smart: CommaList = ["qwen3:8b", "qwen3:14b", "llama3.1:8b", "mistral:7b", "gemma3:12b", "qwen3:4b"]
+    models_main: CommaList = ["qwen3:14b", "qwen3:32b", "gemma3:27b", "mistral-small:24b", "qwen3:8b"]
+    models_vision: CommaList = ["qwen3-vl:2b", "qwen3-vl:4b", "qwen3-vl:8b", "qwen2.5vl:3b", "llava:7b", "gemma3:4b"]
+
+    zai_api_key: SecretStr | None = None
+    zai_base_url: str = "https://api.z.ai/api/paas/v4"
+    zai_model_code: str = "glm-4.7-flash"
+    zai_model_reason: str = "glm-4.7"
+
+    searxng_url: str = "http://127.0.0.1:8888"
+    files_allowed_dirs: CommaList = [str(REPO_ROOT / "data" / "files")]
+    screenshot_dir: Path = REPO_ROOT / "data" / "screenshots"
+    media_dir: Path = REPO_ROOT / "data" / "media"
+    os_exec_timeout_s: float = Field(default=30, gt=0)
+    os_exec_max_output: int = Field(default=10_000, ge=100)
+    vision_timeout_s: float = Field(default=180, gt=0)
+
+    gradio_port: int = Field(default=7860, ge=1, le=65535)
+    gradio_timeout_s: float = Field(default=300, gt=0)
+
+    @field_validator(
+        "agent_authorized_imports",
+        "agent_tools",
+        "models_fast",
+        "models_smart",
+        "models_main",
+        "models_vision",
+        "files_allowed_dirs",
+        mode="before",
+    )
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("agent_tools")
+    @classmethod
+    def _known_tools(cls, value: list[str]) -> list[str]:
+        if value == ["all"]:
+            return list(ALL_TOOLS)
+        unknown = sorted(set(value) - set(ALL_TOOLS))
+        if unknown:
+            raise ValueError(f"unknown tools {unknown}; choose from {', '.join(ALL_TOOLS)}")
+        return value
+
+    @field_validator("ollama_base_url", "zai_base_url", "searxng_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def allowed_dirs(self) -> list[Path]:
+        """Allowed folders as absolute paths; relative entries are taken from the repository root."""
+        return [(REPO_ROOT / d).resolve() if not Path(d).is_absolute() else Path(d).resolve() for d in self.files_allowed_dirs]
+
+    @property
+    def api_key(self) -> str | None:
+        return self.agent_api_key.get_secret_value() if self.agent_api_key else None
+
+    @property
+    def zai_key(self) -> str | None:
+        return self.zai_api_key.get_secret_value() if self.zai_api_key else None
+
+    def check_startup(self) -> None:
+        """Refuse configurations that would open the machine to others."""
+        key = self.api_key
+        if key is not None and len(key) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"AGENT_API_KEY is shorter than {MIN_SECRET_LENGTH} characters; "
+                "generate one with `openssl rand -hex 32` and put it in .env.local"
+            )
+        if key is None and not is_loopback(self.agent_host):
+            raise ConfigError(
+                f"AGENT_HOST={self.agent_host} is reachable from other machines but AGENT_API_KEY is unset; "
+                "set AGENT_API_KEY (32+ characters) or bind to 127.0.0.1"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
