@@ -53,7 +53,8 @@ class ModelRegistry:
         self._settings = settings
         self._client = client or httpx.Client(timeout=httpx.Timeout(3.0, connect=1.5))
         self._lock = threading.Lock()
-        self._state = OllamaState(reachable=False, installed=(), checked_at=0.0)
+        # Never checked: the first look happens on first use, however young the machine's monotonic clock is.
+        self._state = OllamaState(reachable=False, installed=(), checked_at=float("-inf"))
 
     @property
     def state(self) -> OllamaState:

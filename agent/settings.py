@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("screenshot_dir", "media_dir")
+    @classmethod
+    def _from_repo_root(cls, value: Path) -> Path:
+        return value if value.is_absolute() else REPO_ROOT / value
+
     @property
     def allowed_dirs(self) -> list[Path]:
         """Allowed folders as absolute paths; relative entries are taken from the repository root."""

@@ -1,0 +1,37 @@
+"""Turn the JSON figures in bench/results/ into bench/REPORT.md."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench" / "results"
+REPORT = RESULTS_DIR.parent / "REPORT.md"
+
+
+def render() -> str:
+    lines = [
+        "# Benchmark report",
+        "",
+        f"Written by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"({platform.machine()}, Python {platform.python_version()}). Fake model servers: the figures measure "
+        "my-claw's own overhead, not a model's speed.",
+    ]
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        figures = json.loads(path.read_text())
+        lines += ["", f"## {path.stem}", "", "| figure | value |", "| --- | --- |"]
+        lines += [f"| {key} | {value} |" for key, value in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    REPORT.write_text(render())
+    logging.getLogger("bench.report").info("wrote %s", REPORT)
+
+
+if __name__ == "__main__":
+    main()

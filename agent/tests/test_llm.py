@@ -1,0 +1,86 @@
+"""Cleaning of GLM's code tags, and the streaming model wrapper against a fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from smolagents import ChatMessage, MessageRole
+from smolagents.utils import parse_code_blobs
+
+from llm import AgentModel, RunCancelled, clean_model_text
+from model_router import ResolvedModel
+from settings import Settings
+from tests.fakes.openai_compat import FakeOpenAI
+
+TAGS = ("<code>", "</code>")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('Thought: x\n<code>\nfinal_answer("a")\n</code', 'Thought: x\n<code>\nfinal_answer("a")'),
+        ('<code>\nprint(1)\n</code></s>', '<code>\nprint(1)\n</code>'),
+        ('<code>\nprint(1)\n</s>', '<code>\nprint(1)'),
+        ('</code>Thought: x\n<code>\nprint(1)\n</code>\n</code>', 'Thought: x\n<code>\nprint(1)\n</code>\n'),
+        ('Thought: fine\n<code>\nprint(1)\n</code>', 'Thought: fine\n<code>\nprint(1)\n</code>'),
+    ],
+)
+def test_clean_model_text_repairs_glm_endings(raw: str, expected: str) -> None:
+    assert clean_model_text(raw) == expected
+
+
+def test_cleaned_glm_output_parses_after_smolagents_closes_the_block() -> None:
+    cleaned = clean_model_text('Thought: x\n<code>\nfinal_answer("a")\n</code')
+    assert parse_code_blobs(cleaned + "</code>", TAGS) == 'final_answer("a")'
+
+
+code_line = st.text(alphabet=st.characters(blacklist_characters="<>"), max_size=40)
+
+
+@given(code_line, st.sampled_from(["</code", "</s>", "</code></s>", "", "\n</code"]))
+def test_any_glm_ending_leaves_a_parsable_block(code: str, ending: str) -> None:
+    raw = f"Thought: t\n<code>\nx = {code!r}\n{ending}"
+    cleaned = clean_model_text(raw)
+    assert "</code</code>" not in cleaned + "</code>"
+    assert parse_code_blobs(cleaned + "</code>" if not cleaned.endswith("</code>") else cleaned, TAGS) == f"x = {code!r}"
+    assert clean_model_text(cleaned) == cleaned
+
+
+@pytest.fixture
+def zai() -> FakeOpenAI:
+    server = FakeOpenAI("test-key").start()
+    yield server
+    server.stop()
+
+
+def model_for(server: FakeOpenAI, **kwargs: object) -> AgentModel:
+    settings = Settings(_env_file=None, zai_api_key="test-key", zai_base_url=f"{server.url}/v4")  # type: ignore[call-arg]
+    return AgentModel(ResolvedModel("glm-4.7", "zai"), settings, **kwargs)  # type: ignore[arg-type]
+
+
+def test_generate_streams_deltas_and_returns_cleaned_text_with_usage(zai: FakeOpenAI) -> None:
+    httpx.post(f"{zai.url}/_fake/script", json={"answers": ['Thought: t\n<code>\nfinal_answer("ok")\n</code']})
+    seen: list[str] = []
+    message = model_for(zai, on_delta=seen.append).generate([ChatMessage(role=MessageRole.USER, content="hi")])
+    assert "".join(seen) == 'Thought: t\n<code>\nfinal_answer("ok")\n</code'
+    assert len(seen) > 1, "the answer arrives in several deltas"
+    assert message.content == 'Thought: t\n<code>\nfinal_answer("ok")'
+    assert message.token_usage is not None and message.token_usage.output_tokens > 0
+    assert httpx.get(f"{zai.url}/_fake/requests").json()[-1]["body"]["stream"] is True
+
+
+def test_generate_stops_between_deltas_once_cancelled(zai: FakeOpenAI) -> None:
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def on_delta(text: str) -> None:
+        seen.append(text)
+        cancel.set()
+
+    with pytest.raises(RunCancelled):
+        model_for(zai, on_delta=on_delta, cancel=cancel).generate([ChatMessage(role=MessageRole.USER, content="hi")])
+    assert len(seen) == 1

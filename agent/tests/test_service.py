@@ -1,0 +1,299 @@
+"""The real service over HTTP (uvicorn subprocess) against fake Ollama, SearXNG and Z.ai servers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, Service, start_service
+from tests.fakes.ollama import FakeOllama
+from tests.fakes.openai_compat import FakeOpenAI
+from tests.fakes.searxng import FakeSearxng
+
+PNG_1PX = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+
+
+def script(server: FakeOllama | FakeOpenAI, *answers: str, **options: float) -> None:
+    httpx.post(f"{server.url}/_fake/script", json={"answers": list(answers), **options}).raise_for_status()
+
+
+def chat_requests(server: FakeOllama | FakeOpenAI) -> list[dict]:
+    return [r for r in httpx.get(f"{server.url}/_fake/requests").json() if r["path"].endswith(("/api/chat", "/chat/completions"))]
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, dict]]:
+    events = []
+    for block in response.text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def test_run_returns_the_final_answer_with_its_metadata(service: Service, fake_ollama: FakeOllama) -> None:
+    with service.client() as client:
+        response = client.post("/run", json={"message": "Hello"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response"] == "Echo: Hello"
+    assert body["model"] == "qwen3:8b"
+    assert body["steps"] == 1
+    assert body["duration_ms"] >= 0
+    assert body["usage"]["input_tokens"] > 0 and body["usage"]["output_tokens"] > 0
+    sent = chat_requests(fake_ollama)[-1]["body"]
+    assert sent["model"] == "qwen3:8b"
+    assert sent["options"]["num_ctx"] == 8192
+    assert "</code>" in sent["options"]["stop"]
+
+
+def test_history_and_persona_reach_the_model_with_the_message_last(service: Service, fake_ollama: FakeOllama) -> None:
+    history = [{"role": "user", "content": "My cat is called Biscuit."}, {"role": "assistant", "content": "Noted: Biscuit."}]
+    with service.client() as client:
+        response = client.post(
+            "/run",
+            json={"message": "What is my cat called?", "history": history, "system_prompt": "You are Jarvis, speak French."},
+        )
+    assert response.status_code == 200
+    messages = chat_requests(fake_ollama)[-1]["body"]["messages"]
+    system, task = messages[0]["content"], messages[-1]["content"]
+    assert "You are Jarvis, speak French." in system
+    assert task.index("My cat is called Biscuit.") < task.index("Noted: Biscuit.") < task.index("What is my cat called?")
+    assert task.rstrip().endswith("What is my cat called?")
+
+
+def test_web_search_goes_through_searxng(service: Service, fake_ollama: FakeOllama, fake_searxng: FakeSearxng) -> None:
+    script(
+        fake_ollama,
+        'Thought: search.\n<code>\nresults = web_search(query="Python 3.13")\nprint(results)\n</code>',
+        'Thought: done.\n<code>\nfinal_answer("Python 3.13 is out")\n</code>',
+    )
+    with service.client() as client:
+        body = client.post("/run", json={"message": "Cherche des infos sur Python 3.13"}).json()
+    assert body["response"] == "Python 3.13 is out"
+    assert body["steps"] == 2
+    assert fake_searxng.queries == ["Python 3.13"]
+    second_call = chat_requests(fake_ollama)[-1]["body"]["messages"]
+    assert any("What's New In Python 3.13" in str(m["content"]) for m in second_call), "the observation reaches the model"
+
+
+def test_stream_yields_deltas_and_steps_then_final(service: Service, fake_ollama: FakeOllama) -> None:
+    script(
+        fake_ollama,
+        'Thought: compute.\n<code>\nprint(6 * 7)\n</code>',
+        'Thought: answer.\n<code>\nfinal_answer("42")\n</code>',
+    )
+    with service.client() as client:
+        response = client.post("/run/stream", json={"message": "6 times 7?"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response)
+    names = [name for name, _ in events]
+    assert names[-1] == "final"
+    assert names.count("step") == 2
+    assert names.index("delta") < names.index("step")
+    first_step = next(data for name, data in events if name == "step")
+    assert first_step["tool_calls"][0]["name"] == "python_interpreter"
+    assert "42" in first_step["observation"]
+    deltas = "".join(data["text"] for name, data in events if name == "delta")
+    assert "print(6 * 7)" in deltas
+    assert events[-1][1]["response"] == "42"
+
+
+def test_tool_failure_is_reported_in_its_step(service: Service, fake_ollama: FakeOllama) -> None:
+    script(
+        fake_ollama,
+        'Thought: read.\n<code>\nprint(file_system(operation="read", path="../../etc/passwd"))\n</code>',
+        '<code>\nfinal_answer("cannot")\n</code>',
+    )
+    with service.client() as client:
+        events = sse_events(client.post("/run/stream", json={"message": "read passwd"}))
+    step = next(data for name, data in events if name == "step")
+    assert step["tool_calls"][0]["name"] == "file_system"
+    assert "ERROR" in step["observation"]
+    assert "root:" not in json.dumps(events)
+
+
+def test_category_and_installed_id_choose_the_model(service: Service, fake_ollama: FakeOllama) -> None:
+    with service.client() as client:
+        fast = client.post("/run", json={"message": "hi", "model": "fast"}).json()
+        explicit = client.post("/run", json={"message": "hi", "model": "qwen3:4b"}).json()
+    assert fast["model"] == "qwen3:4b" and explicit["model"] == "qwen3:4b"
+    assert [r["body"]["model"] for r in chat_requests(fake_ollama)] == ["qwen3:4b", "qwen3:4b"]
+
+
+def test_model_not_installed_is_503_with_the_pull_command(service: Service) -> None:
+    with service.client() as client:
+        response = client.post("/run", json={"message": "hi", "model": "mistral:7b"})
+    assert response.status_code == 503
+    assert response.json()["code"] == "model_missing"
+    assert "ollama pull mistral:7b" in response.json()["error"]
+
+
+def test_models_lists_categories_and_installed(service: Service) -> None:
+    with service.client() as client:
+        body = client.get("/models").json()
+    assert body["installed"] == ["qwen3:8b", "qwen3:4b", "qwen3-vl:2b"]
+    assert body["categories"]["smart"] == {"model": "qwen3:8b", "available": True, "provider": "ollama"}
+    assert body["categories"]["vision"]["model"] == "qwen3-vl:2b"
+    assert body["categories"]["reason"] == {"model": "glm-4.7", "available": True, "provider": "zai"}
+
+
+def test_zai_route_cleans_glm_stray_code_tags(service: Service, fake_zai: FakeOpenAI) -> None:
+    # GLM-4.7 closes its block with `</code` and no `>`; the stop sequence `</code>` never matches.
+    script(fake_zai, 'Thought: reply.\n<code>\nfinal_answer("from glm")\n</code')
+    with service.client() as client:
+        response = client.post("/run", json={"message": "hi", "model": "code"})
+    assert response.status_code == 200, response.text
+    assert response.json()["response"] == "from glm"
+    assert response.json()["model"] == "glm-4.7-flash"
+    request = chat_requests(fake_zai)[-1]
+    assert request["path"] == "/api/paas/v4/chat/completions"
+    assert request["headers"]["authorization"] == "Bearer zai-test-key-0123456789"
+    assert request["body"]["model"] == "glm-4.7-flash"
+
+
+def test_images_are_saved_and_their_paths_given_to_the_agent(service: Service, fake_ollama: FakeOllama) -> None:
+    encoded = base64.b64encode(PNG_1PX).decode()
+    with service.client() as client:
+        response = client.post("/run", json={"message": "What is this?", "images": [encoded]})
+    assert response.status_code == 200
+    task = chat_requests(fake_ollama)[-1]["body"]["messages"][-1]["content"]
+    saved = [line[2:].strip() for line in task.splitlines() if line.startswith("- ") and line.rstrip().endswith(".png")]
+    assert len(saved) == 1 and Path(saved[0]).read_bytes() == PNG_1PX
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "message"),
+        ({"message": ""}, "message"),
+        ({"message": "   "}, "message"),
+        ({"message": "x" * 32_001}, "message"),
+        ({"message": "hi", "history": [{"role": "system", "content": "x"}]}, "history.0.role"),
+        ({"message": "hi", "model": "bad model!"}, "model"),
+        ({"message": "hi", "images": ["not base64!!"]}, "images[0]"),
+        ({"message": 42}, "message"),
+    ],
+)
+def test_invalid_body_is_422_naming_the_field(service: Service, body: dict, field: str) -> None:
+    with service.client() as client:
+        response = client.post("/run", json=body)
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+    assert field in response.json()["error"]
+
+
+def test_malformed_json_is_422_not_500(service: Service) -> None:
+    with service.client() as client:
+        response = client.post("/run", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert set(response.json()) == {"error", "code"}
+
+
+def test_auth_is_required_everywhere_but_health(service: Service) -> None:
+    with service.client(key=None) as anonymous, service.client(key="w" * 40) as wrong:
+        assert anonymous.get("/health").status_code == 200
+        for client in (anonymous, wrong):
+            for method, path in (("POST", "/run"), ("POST", "/run/stream"), ("GET", "/models"), ("GET", "/openapi.json")):
+                response = client.request(method, path, json={"message": "hi"})
+                assert response.status_code == 401, (method, path)
+                assert response.json()["code"] == "unauthorized"
+
+
+def test_slow_model_times_out_with_504(service: Service, fake_ollama: FakeOllama) -> None:
+    script(fake_ollama, delay_s=8)
+    with service.client() as client:
+        started = time.monotonic()
+        response = client.post("/run", json={"message": "slow"})
+    assert response.status_code == 504
+    assert response.json()["code"] == "timeout"
+    assert time.monotonic() - started < 8
+
+
+def test_client_leaving_the_stream_stops_the_run(service: Service, fake_ollama: FakeOllama) -> None:
+    # Every answer prints and never finishes: only the disconnect can stop the agent before max_steps.
+    looping = 'Thought: more.\n<code>\nprint("again")\n</code>'
+    script(fake_ollama, *[looping] * 6, delta_delay_s=0.02)
+    with service.client() as client, client.stream("POST", "/run/stream", json={"message": "loop"}) as response:
+        for line in response.iter_lines():
+            if line == "event: step":
+                break
+    time.sleep(1.5)
+    calls_after_leaving = len(chat_requests(fake_ollama))
+    time.sleep(1.5)
+    assert calls_after_leaving <= 2
+    assert len(chat_requests(fake_ollama)) == calls_after_leaving, "no new model call once the client left"
+
+
+def test_runs_beyond_the_concurrency_limit_wait_their_turn(service: Service, fake_ollama: FakeOllama) -> None:
+    script(fake_ollama, delay_s=1.0)
+    results: list[int] = []
+
+    def one() -> None:
+        with service.client() as client:
+            results.append(client.post("/run", json={"message": "x"}).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    assert results == [200, 200, 200]
+    # Two run side by side (~1 s), the third waits for a slot (~2 s in all); three at once would take ~1 s.
+    assert elapsed >= 1.9
+
+
+def test_logs_carry_metadata_but_never_message_text(service: Service, fake_ollama: FakeOllama) -> None:
+    marker = "SECRET-MARKER-7f3a9"
+    with service.client() as client:
+        client.post("/run", json={"message": f"remember {marker}", "history": [{"role": "user", "content": marker}]})
+        client.post("/run", json={"message": f"{marker} again", "model": "not-installed:1b"})
+        client.post("/run", json={"message": f"{marker}", "history": [{"role": "bad", "content": marker}]})
+    time.sleep(0.3)
+    log = service.log_text()
+    assert '"event": "run_done"' in log and '"model": "qwen3:8b"' in log
+    assert marker not in log
+    assert API_KEY not in log
+
+
+def test_ollama_down_is_503_with_the_url_and_hint(tmp_path: Path) -> None:
+    running = start_service(tmp_path, OLLAMA_BASE_URL="http://127.0.0.1:9")
+    try:
+        with running.client() as client:
+            health = client.get("/health")
+            response = client.post("/run", json={"message": "Hello"})
+            models = client.get("/models").json()
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "ollama": "down", "models": 0}
+        assert response.status_code == 503
+        assert response.json()["code"] == "model_unreachable"
+        assert "http://127.0.0.1:9" in response.json()["error"] and "ollama serve" in response.json()["error"]
+        assert models["ollama"] == "down" and models["categories"]["smart"]["available"] is False
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"AGENT_HOST": "0.0.0.0"}, "AGENT_API_KEY is unset"),
+        ({"AGENT_API_KEY": "short-key"}, "shorter than 32"),
+        ({"AGENT_TOOLS": "web_search,teleport"}, "teleport"),
+    ],
+)
+def test_unsafe_or_invalid_configuration_refuses_to_start(tmp_path: Path, overrides: dict[str, str], reason: str) -> None:
+    running = start_service(tmp_path, wait=False, **overrides)
+    code = running.process.wait(timeout=60)
+    assert code == 2
+    assert reason in running.log_text()
+    assert "Traceback" not in running.log_text()

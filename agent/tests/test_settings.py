@@ -1,0 +1,73 @@
+"""Configuration: files and environment precedence, list parsing, start-up refusals, and .env.example coverage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import settings as settings_module
+from settings import REPO_ROOT, ConfigError, Settings
+
+
+def make(tmp_path: Path, env_local: str = "", env: str = "", **kwargs: object) -> Settings:
+    (tmp_path / ".env.local").write_text(env_local)
+    (tmp_path / ".env").write_text(env)
+    return Settings(_env_file=(tmp_path / ".env", tmp_path / ".env.local"), **kwargs)  # type: ignore[call-arg]
+
+
+def test_env_local_wins_over_env_and_the_process_wins_over_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENT_PORT", raising=False)
+    assert make(tmp_path, env_local="AGENT_PORT=8100\n", env="AGENT_PORT=8200\n").agent_port == 8100
+    monkeypatch.setenv("AGENT_PORT", "8300")
+    assert make(tmp_path, env_local="AGENT_PORT=8100\n").agent_port == 8300
+
+
+def test_an_empty_variable_counts_as_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_PORT", "")
+    monkeypatch.setenv("AGENT_API_KEY", "")
+    loaded = make(tmp_path)
+    assert loaded.agent_port == 8000 and loaded.api_key is None
+
+
+def test_lists_are_comma_separated_and_relative_paths_start_at_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AGENT_TOOLS", "FILES_ALLOWED_DIRS", "MEDIA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    loaded = make(tmp_path, env_local="AGENT_TOOLS=web_search, os_exec\nFILES_ALLOWED_DIRS=data/files,/srv/shared\nMEDIA_DIR=data/m\n")
+    assert loaded.agent_tools == ["web_search", "os_exec"]
+    assert loaded.allowed_dirs == [REPO_ROOT / "data" / "files", Path("/srv/shared")]
+    assert loaded.media_dir == REPO_ROOT / "data" / "m"
+
+
+def test_all_tools_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_TOOLS", "all")
+    assert make(tmp_path).agent_tools == list(settings_module.ALL_TOOLS)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"agent_api_key": "too-short"}, "shorter than 32"),
+        ({"agent_host": "0.0.0.0"}, "AGENT_API_KEY is unset"),
+        ({"agent_host": "192.168.1.10"}, "AGENT_API_KEY is unset"),
+    ],
+)
+def test_unsafe_settings_are_refused(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make(tmp_path, **kwargs).check_startup()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_loopback_without_a_key_is_fine(tmp_path: Path, host: str) -> None:
+    make(tmp_path, agent_host=host).check_startup()
+
+
+def test_remote_host_with_a_strong_key_is_fine(tmp_path: Path) -> None:
+    make(tmp_path, agent_host="0.0.0.0", agent_api_key="x" * 32).check_startup()
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    example = (REPO_ROOT / ".env.example").read_text()
+    documented = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")}
+    expected = {name.upper() for name in Settings.model_fields}
+    assert expected <= documented, f"missing from .env.example: {sorted(expected - documented)}"
