@@ -18,7 +18,7 @@ $(AGENT_STAMP): agent/pyproject.toml agent/uv.lock | $(UV)
 
 agent-deps: $(AGENT_STAMP)
 
-system-deps: ## Install the Debian packages the tests need (xvfb, xclip), when missing and root
+system-deps: ## Install the Debian packages the tests need (xvfb, xclip, xdotool), when missing and root
 	bash scripts/system-deps.sh
 
 up: agent-deps ## Run the whole assistant in the foreground (Ctrl-C stops everything)

@@ -37,7 +37,9 @@ logger = logging.getLogger("agent.http")
 def build_runner(settings: Settings) -> AgentRunner:
     registry = ModelRegistry(settings)
     registry.refresh()
-    return AgentRunner(settings, registry, build_tools(settings, registry.vision_model))
+    runner = AgentRunner(settings, registry, build_tools(settings, registry.vision_model))
+    runner.warm_up()
+    return runner
 
 
 def get_runner(request: Request) -> AgentRunner:

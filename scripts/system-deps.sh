@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Debian packages the test suite needs: a virtual X display and a clipboard for the GUI tools.
+# Debian packages the test suite needs: a virtual X display, a clipboard and xdotool to check the GUI tools.
 set -euo pipefail
-packages=(xvfb xclip)
+packages=(xvfb xclip xdotool)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

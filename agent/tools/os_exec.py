@@ -1,0 +1,167 @@
+"""Run one shell command on the owner's machine, with a time limit and bounded output."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from smolagents import Tool
+
+from tools.common import log_outcome
+from tools.paths import PathRefusedError, resolve_inside
+
+logger = logging.getLogger(__name__)
+
+IS_WINDOWS = sys.platform == "win32"
+SHELL_NAME = "PowerShell" if IS_WINDOWS else "bash"
+_READ_CHUNK = 65536
+
+
+class OsExecTool(Tool):
+    name = "os_exec"
+    description = f"""Run one command in the machine's shell ({SHELL_NAME}) and get its stdout, stderr and return code.
+The command runs as the owner's user, with their permissions: only run what the owner asked for, and never
+delete or overwrite things without being asked. It starts in the first allowed folder unless `cwd` names
+another folder inside the allowed folders. There is a time limit; a command that runs longer is killed
+together with everything it started. Long output is cut, so prefer commands that print little
+(e.g. `| head -50`, `| tail -20`, `grep -c`). Do not start interactive programs (editors, pagers, prompts).
+Examples:
+  os_exec(command="ls -la")
+  os_exec(command="df -h / && free -h")
+  os_exec(command="python3 report.py --month 2026-11", cwd="projects/reports")
+  os_exec(command="xdg-open https://example.org")
+A return code other than 0 means the command failed: read stderr to see why."""
+    inputs = {
+        "command": {"type": "string", "description": f"The {SHELL_NAME} command line to run."},
+        "cwd": {
+            "type": "string",
+            "description": "Working folder, inside the allowed folders (relative paths start in the first one). Default: the first allowed folder.",
+            "nullable": True,
+        },
+    }
+    output_type = "string"
+
+    def __init__(self, allowed_dirs: list[Path], timeout_s: float = 30, max_output: int = 10_000) -> None:
+        super().__init__()
+        if not allowed_dirs:
+            raise ValueError("OsExecTool needs at least one allowed folder")
+        self.allowed_dirs = [Path(d) for d in allowed_dirs]
+        self.timeout_s = timeout_s
+        self.max_output = max_output
+
+    def forward(self, command: str, cwd: str | None = None) -> str:
+        started = time.monotonic()
+        return log_outcome(logger, self.name, started, self._run(command, cwd))
+
+    def _run(self, command: str, cwd: str | None) -> str:
+        if not command or not command.strip():
+            return "ERROR: empty command. Pass the command line to run, e.g. command=\"ls -la\"."
+        try:
+            workdir = resolve_inside(cwd or ".", self.allowed_dirs)
+        except PathRefusedError as exc:
+            return str(exc)
+        if not workdir.is_dir():
+            if workdir == self.allowed_dirs[0].resolve():
+                workdir.mkdir(parents=True, exist_ok=True)
+            else:
+                return f"ERROR: working folder {workdir} does not exist. Create it with file_system or pick another cwd."
+        try:
+            proc = subprocess.Popen(
+                _shell_argv(command),
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                # Own process group / session, so a timeout can kill the command and everything it spawned.
+                **({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if IS_WINDOWS else {"start_new_session": True}),
+            )
+        except OSError as exc:
+            return f"ERROR: could not start {SHELL_NAME}: {exc}. Is it installed and on PATH?"
+
+        # Readers drain the pipes while the command runs (a full pipe would block it) and keep only
+        # what can be shown, so a command printing gigabytes cannot exhaust memory.
+        out, err = _Capture(proc.stdout, self.max_output), _Capture(proc.stderr, self.max_output)
+        try:
+            returncode: int | None = proc.wait(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            returncode = None
+        out.join()
+        err.join()
+        report = _format(out, err, self.max_output)
+        if returncode is None:
+            return (
+                f"ERROR: the command timed out after {self.timeout_s:g} s and was killed, with every process it started. "
+                f"Split the work into shorter steps or make the command faster.\n{report}"
+            )
+        return f"return code: {returncode}\n{report}"
+
+
+class _Capture:
+    def __init__(self, stream: IO[bytes] | None, limit: int) -> None:
+        # limit * 4 bytes always decodes to at least `limit` characters, whatever the UTF-8 mix.
+        self._limit_bytes = limit * 4
+        self._data = bytearray()
+        self.total = 0
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        with stream:
+            while chunk := stream.read1(_READ_CHUNK):  # type: ignore[attr-defined]
+                room = self._limit_bytes - len(self._data)
+                if room > 0:
+                    self._data += chunk[:room]
+                self.total += len(chunk)
+
+    def join(self) -> None:
+        # A daemon that escaped the process group may hold the pipe open forever; don't wait on it.
+        self._thread.join(timeout=2)
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self._data)
+
+    def text(self) -> str:
+        return bytes(self._data).decode("utf-8", errors="replace")
+
+
+def _shell_argv(command: str) -> list[str]:
+    if IS_WINDOWS:
+        return ["powershell", "-NoProfile", "-NonInteractive", "-Command", command]
+    return ["bash", "-c", command]
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        if IS_WINDOWS:
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, check=False)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+    except (OSError, subprocess.SubprocessError):
+        proc.kill()
+    proc.wait()
+
+
+def _format(out: _Capture, err: _Capture, budget: int) -> str:
+    """Fit stdout and stderr into `budget` characters; when both are long each gets half."""
+    stdout, stderr = out.text(), err.text()
+    cut = out.truncated or err.truncated or len(stdout) + len(stderr) > budget
+    stderr = stderr[: max(budget - len(stdout), budget // 2)]
+    stdout = stdout[: budget - len(stderr)]
+    notice = (
+        f"\n[output truncated to {budget} characters; the command printed {out.total + err.total} bytes. "
+        "Narrow it down with grep, head or tail.]"
+        if cut
+        else ""
+    )
+    return f"--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}{notice}"
