@@ -51,11 +51,12 @@ RunnerDep = Annotated[AgentRunner, Depends(get_runner)]
 
 
 class AccessMiddleware:
-    """Request id, bearer-key check (every path but /health) and one metadata-only log line per request."""
+    """Request id, bearer-key check (every path but /health), body size, and one metadata-only log line per request."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, max_body: int) -> None:
         self.app = app
         self.key = settings.api_key.encode() if settings.api_key else None
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,14 +76,11 @@ class AccessMiddleware:
             await send(message)
 
         try:
-            if self.key is not None and scope["path"] != "/health" and not self._authorised(headers):
-                response = JSONResponse(
-                    {"error": "Missing or wrong API key: send `Authorization: Bearer <AGENT_API_KEY>`.", "code": "unauthorized"},
-                    status_code=401,
-                )
-                await response(scope, receive, send_with_status)
+            refusal = self._refusal(scope["path"], headers)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_status)
             else:
-                await self.app(scope, receive, send_with_status)
+                await self.app(scope, self._limited(receive), send_with_status)
         finally:
             logger.info(
                 "request",
@@ -90,6 +88,36 @@ class AccessMiddleware:
                        "duration_ms": round((time.monotonic() - started) * 1000, 1)},
             )
             request_id_var.reset(token)
+
+    def _refusal(self, path: str, headers: dict[bytes, bytes]) -> JSONResponse | None:
+        if self.key is not None and path != "/health" and not self._authorised(headers):
+            return JSONResponse(
+                {"error": "Missing or wrong API key: send `Authorization: Bearer <AGENT_API_KEY>`.", "code": "unauthorized"},
+                status_code=401,
+            )
+        length = headers.get(b"content-length", b"0")
+        if length.isdigit() and int(length) > self.max_body:
+            return JSONResponse({"error": self._too_large, "code": "too_large"}, status_code=413)
+        return None
+
+    @property
+    def _too_large(self) -> str:
+        return f"Request body over {self.max_body} bytes; send fewer or smaller images."
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Count a body sent without Content-Length (chunked) as it is read; FastAPI turns the 413 into JSON."""
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise StarletteHTTPException(413, self._too_large)
+            return message
+
+        return limited_receive
 
     def _authorised(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, supplied = headers.get(b"authorization", b"").partition(b" ")
@@ -110,8 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Base64 makes an image a third bigger; a little room for the message and history on top.
     max_body = MAX_IMAGES * settings.agent_max_image_bytes * 4 // 3 + 2 * 1024 * 1024
-    app = FastAPI(title="my-claw agent", version="0.1.0", lifespan=lifespan, max_body_size=max_body)
-    app.add_middleware(AccessMiddleware, settings=settings)
+    app = FastAPI(title="my-claw agent", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(AccessMiddleware, settings=settings, max_body=max_body)
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:

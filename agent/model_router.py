@@ -19,7 +19,7 @@ Provider = Literal["ollama", "zai"]
 LOCAL_CATEGORIES = ("fast", "smart", "main", "vision")
 CLOUD_CATEGORIES = ("code", "reason")
 CATEGORIES = LOCAL_CATEGORIES + CLOUD_CATEGORIES
-# A model the cache says is missing is looked up again if the cache is older than this: the owner may just have pulled it.
+# When the cache says Ollama is down or a model is missing, look again if it is older than this.
 RECHECK_MISSING_AFTER_S = 5.0
 # Never offered as a chat fallback: they cannot hold a conversation.
 _NOT_CHAT_HINTS = ("embed", "vl", "llava", "vision", "bge", "minilm")
@@ -124,14 +124,13 @@ class ModelRegistry:
             return ResolvedModel(requested, "zai")
 
         state = self.current()
+        picked = self._pick(requested, state) if state.reachable else None
+        if picked is None and time.monotonic() - state.checked_at > RECHECK_MISSING_AFTER_S:
+            # Ollama may have been started, or the model pulled, since the last look.
+            state = self.refresh()
+            picked = self._pick(requested, state) if state.reachable else None
         if not state.reachable:
             raise model_unreachable(self._settings.ollama_base_url)
-        picked = self._pick(requested, state)
-        if picked is None and time.monotonic() - state.checked_at > RECHECK_MISSING_AFTER_S:
-            state = self.refresh()
-            if not state.reachable:
-                raise model_unreachable(self._settings.ollama_base_url)
-            picked = self._pick(requested, state)
         if picked is None:
             if requested in LOCAL_CATEGORIES:
                 first = self._preferences(requested)[0] if self._preferences(requested) else "qwen3:8b"

@@ -98,3 +98,22 @@ def test_a_model_pulled_since_the_last_look_is_found(ollama: FakeOllama, monkeyp
     ollama.models.append("mistral:7b")
     monkeypatch.setattr(model_router, "RECHECK_MISSING_AFTER_S", 0.0)
     assert models.resolve("mistral:7b").model_id == "mistral:7b"
+
+
+def test_ollama_started_after_the_service_is_found_without_waiting_for_the_refresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import model_router
+
+    server = FakeOllama(models=("qwen3:8b",))
+    port = server.server_address[1]
+    server.server_close()  # reserve a port, with nothing listening yet
+    models = registry(f"http://127.0.0.1:{port}", ollama_refresh_s=3600)
+    with pytest.raises(ServiceError, match="not reachable"):
+        models.resolve("smart")
+    monkeypatch.setattr(model_router, "RECHECK_MISSING_AFTER_S", 0.0)
+    revived = FakeOllama(port=port, models=("qwen3:8b",)).start()
+    try:
+        assert models.resolve("smart").model_id == "qwen3:8b"
+    finally:
+        revived.stop()

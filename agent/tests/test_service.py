@@ -6,6 +6,7 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -297,3 +298,28 @@ def test_unsafe_or_invalid_configuration_refuses_to_start(tmp_path: Path, overri
     assert code == 2
     assert reason in running.log_text()
     assert "Traceback" not in running.log_text()
+
+
+def test_oversized_image_is_413_and_nothing_is_saved(tmp_path: Path, fake_ollama: FakeOllama) -> None:
+    running = start_service(tmp_path, OLLAMA_BASE_URL=fake_ollama.url, AGENT_MAX_IMAGE_BYTES="1000")
+    try:
+        big_png = base64.b64encode(PNG_1PX + b"\0" * 2000).decode()
+        with running.client() as client:
+            response = client.post("/run", json={"message": "look", "images": [base64.b64encode(PNG_1PX).decode(), big_png]})
+            too_big_body = client.post("/run", content=b"x" * (5 * 1000 * 4 // 3 + 3 * 1024 * 1024),
+                                       headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+        assert response.json()["code"] == "image_too_large" and "images[1]" in response.json()["error"]
+        assert not (tmp_path / "media").exists() or not any((tmp_path / "media").iterdir())
+        assert chat_requests(fake_ollama) == []
+        assert too_big_body.status_code == 413 and set(too_big_body.json()) == {"error", "code"}
+
+        def chunked() -> Iterator[bytes]:  # no Content-Length: counted while read
+            for _ in range(40):
+                yield b" " * 100_000
+
+        with running.client() as client:
+            streamed = client.post("/run", content=chunked(), headers={"Content-Type": "application/json"})
+        assert streamed.status_code == 413 and set(streamed.json()) == {"error", "code"}
+    finally:
+        running.stop()
