@@ -33,6 +33,7 @@ gradio: agent-deps ## Run the Gradio developer console (127.0.0.1:GRADIO_PORT, d
 test: system-deps test-agent ## Install what is needed and run every test
 
 test-agent: agent-deps
+	cd agent && $(UV) run --no-sync ruff check . && $(UV) run --no-sync ruff format --check . && $(UV) run --no-sync mypy .
 	cd agent && $(UV) run --no-sync pytest
 
 bench: agent-deps ## Run the benchmarks and write bench/REPORT.md

@@ -12,14 +12,13 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
 
 from errors import ServiceError  # noqa: E402
 from history import Turn  # noqa: E402
 from logs import configure_logging  # noqa: E402
-from main import build_runner  # noqa: E402
+from main import build_runner, settings_or_exit  # noqa: E402
 from runner import AgentRunner, DeltaEvent, ErrorEvent, FinalEvent, RunRequest, StepEvent  # noqa: E402
-from settings import ConfigError, Settings, get_settings  # noqa: E402
+from settings import Settings  # noqa: E402
 
 logger = logging.getLogger("agent.console")
 # System fonts only: the default theme would make the browser fetch Google Fonts.
@@ -47,9 +46,7 @@ def history_turns(history: list[dict[str, Any]]) -> list[Turn]:
 def model_choices(runner: AgentRunner) -> list[tuple[str, str]]:
     described = runner.registry.describe()
     categories: dict[str, dict[str, Any]] = described["categories"]  # type: ignore[assignment]
-    choices = [
-        (f"{name} → {info['model'] or 'not installed'}", name) for name, info in categories.items()
-    ]
+    choices = [(f"{name} → {info['model'] or 'not installed'}", name) for name, info in categories.items()]
     installed: list[str] = described["installed"]  # type: ignore[assignment]
     return choices + [(model_id, model_id) for model_id in installed]
 
@@ -58,7 +55,9 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
     def chat(message: str, history: list[dict[str, Any]], model: str) -> Iterator[list[gr.ChatMessage]]:
         shown: list[gr.ChatMessage] = []
         try:
-            prepared = runner.prepare(RunRequest(message=message, history=history_turns(history), model=model or "smart"))
+            prepared = runner.prepare(
+                RunRequest(message=message, history=history_turns(history), model=model or "smart")
+            )
         except ServiceError as exc:
             yield [gr.ChatMessage(role="assistant", content=f"⚠️ {exc.message}")]
             return
@@ -79,23 +78,39 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
                     draft.content = f"{draft.content}{event.text}"
                 elif isinstance(event, StepEvent):
                     draft.metadata = {"title": "✍️ Model output", "status": "done"}
-                    draft = gr.ChatMessage(role="assistant", content="", metadata={"title": "✍️ Model output", "status": "pending"})
+                    draft = gr.ChatMessage(
+                        role="assistant", content="", metadata={"title": "✍️ Model output", "status": "pending"}
+                    )
                     tools = ", ".join(call["name"] for call in event.tool_calls) or "no tool"
                     body = f"**Error:** {event.error}" if event.error else f"```\n{event.observation or ''}\n```"
-                    shown.append(gr.ChatMessage(role="assistant", content=body, metadata={
-                        "title": f"🛠️ Step {event.step}: {tools} ({event.duration_ms} ms)", "status": "done"}))
+                    shown.append(
+                        gr.ChatMessage(
+                            role="assistant",
+                            content=body,
+                            metadata={
+                                "title": f"🛠️ Step {event.step}: {tools} ({event.duration_ms} ms)",
+                                "status": "done",
+                            },
+                        )
+                    )
                 elif isinstance(event, FinalEvent):
                     shown.append(gr.ChatMessage(role="assistant", content=event.response))
-                    logger.info("console_run_done", extra={"model": event.model, "steps": event.steps,
-                                                           "duration_ms": event.duration_ms})
+                    logger.info(
+                        "console_run_done",
+                        extra={"model": event.model, "steps": event.steps, "duration_ms": event.duration_ms},
+                    )
                 elif isinstance(event, ErrorEvent):
                     shown.append(gr.ChatMessage(role="assistant", content=f"⚠️ {event.error}"))
                 yield shown
         finally:
             timer.cancel()
         if timed_out.is_set() and not any(m.content and not m.metadata for m in shown):
-            shown.append(gr.ChatMessage(
-                role="assistant", content=f"⚠️ No answer within {settings.gradio_timeout_s:g} s; the run was stopped."))
+            shown.append(
+                gr.ChatMessage(
+                    role="assistant",
+                    content=f"⚠️ No answer within {settings.gradio_timeout_s:g} s; the run was stopped.",
+                )
+            )
             yield shown
 
     return chat
@@ -115,13 +130,7 @@ def build_console(runner: AgentRunner, settings: Settings) -> gr.ChatInterface:
 
 
 def main() -> None:
-    try:
-        settings = get_settings()
-        settings.check_startup()
-    except (ConfigError, ValidationError) as exc:
-        configure_logging()
-        logger.error("startup_refused", extra={"reason": str(exc)})
-        raise SystemExit(2) from None
+    settings = settings_or_exit()
     configure_logging(settings.log_level)
     console = build_console(build_runner(settings), settings)
     console.queue(default_concurrency_limit=settings.agent_max_concurrency).launch(

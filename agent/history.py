@@ -54,6 +54,8 @@ def build_task(message: str, history: Sequence[Turn], image_paths: Sequence[Path
         )
     if image_paths:
         listed = "\n".join(f"- {path}" for path in image_paths)
-        sections.append(f"The owner attached images, saved at these paths (use analyze_image to look at them):\n{listed}")
+        sections.append(
+            f"The owner attached images, saved at these paths (use analyze_image to look at them):\n{listed}"
+        )
     sections.append(f"Current message from the owner:\n{message}")
     return "\n\n".join(sections)

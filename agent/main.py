@@ -84,15 +84,22 @@ class AccessMiddleware:
         finally:
             logger.info(
                 "request",
-                extra={"method": scope["method"], "path": scope["path"], "status": status,
-                       "duration_ms": round((time.monotonic() - started) * 1000, 1)},
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                },
             )
             request_id_var.reset(token)
 
     def _refusal(self, path: str, headers: dict[bytes, bytes]) -> JSONResponse | None:
         if self.key is not None and path != "/health" and not self._authorised(headers):
             return JSONResponse(
-                {"error": "Missing or wrong API key: send `Authorization: Bearer <AGENT_API_KEY>`.", "code": "unauthorized"},
+                {
+                    "error": "Missing or wrong API key: send `Authorization: Bearer <AGENT_API_KEY>`.",
+                    "code": "unauthorized",
+                },
                 status_code=401,
             )
         length = headers.get(b"content-length", b"0")
@@ -132,8 +139,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.check_startup()
         app.state.runner = await asyncio.to_thread(build_runner, settings)
-        logger.info("agent_ready", extra={"tools": [t.name for t in app.state.runner.tools],
-                                          "ollama": app.state.runner.registry.state.reachable})
+        logger.info(
+            "agent_ready",
+            extra={
+                "tools": [t.name for t in app.state.runner.tools],
+                "ollama": app.state.runner.registry.state.reachable,
+            },
+        )
         yield
 
     # Base64 makes an image a third bigger; a little room for the message and history on top.
@@ -151,7 +163,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for err in exc.errors()[:5]:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
-        return JSONResponse({"error": "Invalid request: " + "; ".join(problems), "code": "invalid_request"}, status_code=422)
+        return JSONResponse(
+            {"error": "Invalid request: " + "; ".join(problems), "code": "invalid_request"}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -175,8 +189,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def log_outcome(event: AgentEvent, model: str) -> None:
         if isinstance(event, FinalEvent):
-            logger.info("run_done", extra={"model": event.model, "steps": event.steps, "duration_ms": event.duration_ms,
-                                           "status": "ok", **event.usage})
+            logger.info(
+                "run_done",
+                extra={
+                    "model": event.model,
+                    "steps": event.steps,
+                    "duration_ms": event.duration_ms,
+                    "status": "ok",
+                    **event.usage,
+                },
+            )
         elif isinstance(event, ErrorEvent):
             logger.warning("run_failed", extra={"model": model, "status": event.code})
 
@@ -227,7 +249,8 @@ def __getattr__(name: str) -> FastAPI:
     raise AttributeError(name)
 
 
-def serve() -> None:
+def settings_or_exit() -> Settings:
+    """Settings for a process about to start; an invalid or unsafe configuration ends it with one clear log line."""
     try:
         settings = get_settings()
         settings.check_startup()
@@ -235,6 +258,11 @@ def serve() -> None:
         configure_logging()
         logging.getLogger("agent").error("startup_refused", extra={"reason": str(exc)})
         sys.exit(2)
+    return settings
+
+
+def serve() -> None:
+    settings = settings_or_exit()
     import uvicorn
 
     uvicorn.run(create_app(settings), host=settings.agent_host, port=settings.agent_port, log_config=None)

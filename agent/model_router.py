@@ -75,8 +75,11 @@ class ModelRegistry:
             self._state = state
         logger.debug(
             "ollama_probe",
-            extra={"reachable": state.reachable, "models": len(state.installed),
-                   "duration_ms": round((time.monotonic() - started) * 1000, 1)},
+            extra={
+                "reachable": state.reachable,
+                "models": len(state.installed),
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            },
         )
         return state
 

@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 
 OBSERVATION_PREVIEW_CHARS = 600
 # smolagents parses this YAML on every CodeAgent it builds (12 ms, half of a turn's overhead): parse it once.
-PROMPT_TEMPLATES = yaml.safe_load(importlib.resources.files("smolagents.prompts").joinpath("code_agent.yaml").read_text())
+PROMPT_TEMPLATES = yaml.safe_load(
+    importlib.resources.files("smolagents.prompts").joinpath("code_agent.yaml").read_text()
+)
 ARGUMENT_PREVIEW_CHARS = 160
 
 
@@ -172,7 +174,9 @@ class AgentRunner:
         persona = (system_prompt or "").strip()
         return f"{persona}\n\n{guide}" if persona else guide
 
-    def _build_agent(self, prepared: PreparedRun, on_delta: Callable[[str], None], cancel: threading.Event) -> CodeAgent:
+    def _build_agent(
+        self, prepared: PreparedRun, on_delta: Callable[[str], None], cancel: threading.Event
+    ) -> CodeAgent:
         model = AgentModel(prepared.resolved, self._settings, on_delta=on_delta, cancel=cancel)
 
         def stop_if_cancelled(step: Any, agent: CodeAgent) -> None:
@@ -264,7 +268,9 @@ class AgentRunner:
         cause: BaseException | None = exc
         while cause is not None and not isinstance(cause, litellm.exceptions.OpenAIError):
             cause = cause.__cause__ or cause.__context__
-        logger.warning("model_call_failed", extra={"model": resolved.model_id, "error_type": type(cause or exc).__name__})
+        logger.warning(
+            "model_call_failed", extra={"model": resolved.model_id, "error_type": type(cause or exc).__name__}
+        )
         if resolved.provider == "ollama":
             if isinstance(cause, litellm.exceptions.APIConnectionError | litellm.exceptions.InternalServerError):
                 return model_unreachable(self._settings.ollama_base_url)
@@ -273,11 +279,17 @@ class AgentRunner:
         if isinstance(cause, litellm.exceptions.AuthenticationError):
             return ServiceError("model_auth", "Z.ai refused the API key; check ZAI_API_KEY in .env.local.", 503)
         if isinstance(cause, litellm.exceptions.RateLimitError):
-            return ServiceError("model_busy", "The model provider is rate-limiting or overloaded; try again in a minute.", 503)
+            return ServiceError(
+                "model_busy", "The model provider is rate-limiting or overloaded; try again in a minute.", 503
+            )
         if isinstance(cause, litellm.exceptions.Timeout):
-            return ServiceError("model_timeout", "The model did not answer in time; try again or pick a smaller model.", 504)
+            return ServiceError(
+                "model_timeout", "The model did not answer in time; try again or pick a smaller model.", 504
+            )
         if isinstance(cause, litellm.exceptions.APIConnectionError):
-            return ServiceError("model_unreachable", f"{resolved.provider} is not reachable; check the network and ZAI_BASE_URL.", 503)
+            return ServiceError(
+                "model_unreachable", f"{resolved.provider} is not reachable; check the network and ZAI_BASE_URL.", 503
+            )
         return ServiceError("model_error", "The model failed to answer; see the agent's log and try again.", 502)
 
     async def aevents(self, prepared: PreparedRun, timeout_s: float) -> AsyncIterator[AgentEvent]:

@@ -115,7 +115,10 @@ class Settings(BaseSettings):
     @property
     def allowed_dirs(self) -> list[Path]:
         """Allowed folders as absolute paths; relative entries are taken from the repository root."""
-        return [(REPO_ROOT / d).resolve() if not Path(d).is_absolute() else Path(d).resolve() for d in self.files_allowed_dirs]
+        return [
+            (REPO_ROOT / d).resolve() if not Path(d).is_absolute() else Path(d).resolve()
+            for d in self.files_allowed_dirs
+        ]
 
     @property
     def api_key(self) -> str | None:

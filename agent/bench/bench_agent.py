@@ -43,8 +43,9 @@ def run() -> dict[str, object]:
     port = free_port()
     env = service_env(tmp, AGENT_PORT=str(port), OLLAMA_BASE_URL=fake.url, SEARXNG_URL="http://127.0.0.1:9")
     spawned = time.monotonic()
-    process = subprocess.Popen([sys.executable, "main.py"], cwd=AGENT_DIR, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "main.py"], cwd=AGENT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=url, timeout=60) as client:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench" / "results"
@@ -16,7 +16,7 @@ def render() -> str:
     lines = [
         "# Benchmark report",
         "",
-        f"Written by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
         f"({platform.machine()}, Python {platform.python_version()}). Fake model servers: the figures measure "
         "my-claw's own overhead, not a model's speed.",
     ]

@@ -18,6 +18,8 @@ from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
 from tests.fakes.searxng import FakeSearxng
 
+pytest_plugins = ["tests.tools_fixtures"]
+
 AGENT_DIR = Path(__file__).resolve().parents[1]
 API_KEY = "k" * 40
 ZAI_KEY = "zai-test-key-0123456789"
@@ -54,7 +56,11 @@ class Service:
 
 def service_env(tmp: Path, **overrides: str) -> dict[str, str]:
     """A clean environment: nothing from the developer's `.env.local` leaks in, since the process env wins."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "OLLAMA_", "ZAI_", "SEARXNG_", "FILES_", "MODELS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AGENT_", "OLLAMA_", "ZAI_", "SEARXNG_", "FILES_", "MODELS_"))
+    }
     env.update(
         AGENT_HOST="127.0.0.1",
         AGENT_API_KEY="",
@@ -73,7 +79,9 @@ def start_service(tmp: Path, wait: bool = True, **overrides: str) -> Service:
     env = service_env(tmp, AGENT_PORT=str(port), **overrides)
     log_path = tmp / f"agent-{port}.log"
     log = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "main.py"], cwd=AGENT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "main.py"], cwd=AGENT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     service = Service(f"http://127.0.0.1:{port}", process, log_path, overrides.get("AGENT_API_KEY") or None)
     if wait:
         deadline = time.monotonic() + 60

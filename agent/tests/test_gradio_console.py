@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from gradio_app import history_turns
 from history import Turn
@@ -34,7 +35,9 @@ def console(tmp_path_factory: pytest.TempPathFactory, fake_ollama: FakeOllama) -
     port = free_port()
     env = service_env(tmp, GRADIO_PORT=str(port), OLLAMA_BASE_URL=fake_ollama.url, AGENT_TOOLS="web_search")
     log = (tmp / "gradio.log").open("wb")
-    process = subprocess.Popen([sys.executable, "gradio_app.py"], cwd=AGENT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "gradio_app.py"], cwd=AGENT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -52,7 +55,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, fake_ollama: FakeOllama) -
 def test_console_streams_steps_and_the_final_answer(console: str, fake_ollama: FakeOllama) -> None:
     script(
         fake_ollama,
-        'Thought: compute.\n<code>\nprint(6 * 7)\n</code>',
+        "Thought: compute.\n<code>\nprint(6 * 7)\n</code>",
         'Thought: answer.\n<code>\nfinal_answer("Il est midi.")\n</code>',
     )
     client = Client(console, verbose=False)
@@ -67,5 +70,5 @@ def test_console_offers_detected_models_and_reports_missing_ones(console: str) -
     client = Client(console, verbose=False)
     messages = client.predict("hi", "vision", api_name="/chat")
     assert messages[-1]["content"].startswith("Echo")  # the fake has a vision model installed
-    with pytest.raises(Exception):
+    with pytest.raises(AppError):
         client.predict("hi", "llama-not-there", api_name="/chat")  # not a dropdown choice: Gradio refuses it

@@ -23,10 +23,10 @@ TAGS = ("<code>", "</code>")
     ("raw", "expected"),
     [
         ('Thought: x\n<code>\nfinal_answer("a")\n</code', 'Thought: x\n<code>\nfinal_answer("a")'),
-        ('<code>\nprint(1)\n</code></s>', '<code>\nprint(1)\n</code>'),
-        ('<code>\nprint(1)\n</s>', '<code>\nprint(1)'),
-        ('</code>Thought: x\n<code>\nprint(1)\n</code>\n</code>', 'Thought: x\n<code>\nprint(1)\n</code>\n'),
-        ('Thought: fine\n<code>\nprint(1)\n</code>', 'Thought: fine\n<code>\nprint(1)\n</code>'),
+        ("<code>\nprint(1)\n</code></s>", "<code>\nprint(1)\n</code>"),
+        ("<code>\nprint(1)\n</s>", "<code>\nprint(1)"),
+        ("</code>Thought: x\n<code>\nprint(1)\n</code>\n</code>", "Thought: x\n<code>\nprint(1)\n</code>\n"),
+        ("Thought: fine\n<code>\nprint(1)\n</code>", "Thought: fine\n<code>\nprint(1)\n</code>"),
     ],
 )
 def test_clean_model_text_repairs_glm_endings(raw: str, expected: str) -> None:
@@ -46,7 +46,9 @@ def test_any_glm_ending_leaves_a_parsable_block(code: str, ending: str) -> None:
     raw = f"Thought: t\n<code>\nx = {code!r}\n{ending}"
     cleaned = clean_model_text(raw)
     assert "</code</code>" not in cleaned + "</code>"
-    assert parse_code_blobs(cleaned + "</code>" if not cleaned.endswith("</code>") else cleaned, TAGS) == f"x = {code!r}"
+    assert (
+        parse_code_blobs(cleaned + "</code>" if not cleaned.endswith("</code>") else cleaned, TAGS) == f"x = {code!r}"
+    )
     assert clean_model_text(cleaned) == cleaned
 
 

@@ -27,7 +27,11 @@ def script(server: FakeOllama | FakeOpenAI, *answers: str, **options: float) -> 
 
 
 def chat_requests(server: FakeOllama | FakeOpenAI) -> list[dict]:
-    return [r for r in httpx.get(f"{server.url}/_fake/requests").json() if r["path"].endswith(("/api/chat", "/chat/completions"))]
+    return [
+        r
+        for r in httpx.get(f"{server.url}/_fake/requests").json()
+        if r["path"].endswith(("/api/chat", "/chat/completions"))
+    ]
 
 
 def sse_events(response: httpx.Response) -> list[tuple[str, dict]]:
@@ -56,17 +60,26 @@ def test_run_returns_the_final_answer_with_its_metadata(service: Service, fake_o
 
 
 def test_history_and_persona_reach_the_model_with_the_message_last(service: Service, fake_ollama: FakeOllama) -> None:
-    history = [{"role": "user", "content": "My cat is called Biscuit."}, {"role": "assistant", "content": "Noted: Biscuit."}]
+    history = [
+        {"role": "user", "content": "My cat is called Biscuit."},
+        {"role": "assistant", "content": "Noted: Biscuit."},
+    ]
     with service.client() as client:
         response = client.post(
             "/run",
-            json={"message": "What is my cat called?", "history": history, "system_prompt": "You are Jarvis, speak French."},
+            json={
+                "message": "What is my cat called?",
+                "history": history,
+                "system_prompt": "You are Jarvis, speak French.",
+            },
         )
     assert response.status_code == 200
     messages = chat_requests(fake_ollama)[-1]["body"]["messages"]
     system, task = messages[0]["content"], messages[-1]["content"]
     assert "You are Jarvis, speak French." in system
-    assert task.index("My cat is called Biscuit.") < task.index("Noted: Biscuit.") < task.index("What is my cat called?")
+    assert (
+        task.index("My cat is called Biscuit.") < task.index("Noted: Biscuit.") < task.index("What is my cat called?")
+    )
     assert task.rstrip().endswith("What is my cat called?")
 
 
@@ -82,13 +95,15 @@ def test_web_search_goes_through_searxng(service: Service, fake_ollama: FakeOlla
     assert body["steps"] == 2
     assert fake_searxng.queries == ["Python 3.13"]
     second_call = chat_requests(fake_ollama)[-1]["body"]["messages"]
-    assert any("What's New In Python 3.13" in str(m["content"]) for m in second_call), "the observation reaches the model"
+    assert any("What's New In Python 3.13" in str(m["content"]) for m in second_call), (
+        "the observation reaches the model"
+    )
 
 
 def test_stream_yields_deltas_and_steps_then_final(service: Service, fake_ollama: FakeOllama) -> None:
     script(
         fake_ollama,
-        'Thought: compute.\n<code>\nprint(6 * 7)\n</code>',
+        "Thought: compute.\n<code>\nprint(6 * 7)\n</code>",
         'Thought: answer.\n<code>\nfinal_answer("42")\n</code>',
     )
     with service.client() as client:
@@ -203,7 +218,12 @@ def test_auth_is_required_everywhere_but_health(service: Service) -> None:
     with service.client(key=None) as anonymous, service.client(key="w" * 40) as wrong:
         assert anonymous.get("/health").status_code == 200
         for client in (anonymous, wrong):
-            for method, path in (("POST", "/run"), ("POST", "/run/stream"), ("GET", "/models"), ("GET", "/openapi.json")):
+            for method, path in (
+                ("POST", "/run"),
+                ("POST", "/run/stream"),
+                ("GET", "/models"),
+                ("GET", "/openapi.json"),
+            ):
                 response = client.request(method, path, json={"message": "hi"})
                 assert response.status_code == 401, (method, path)
                 assert response.json()["code"] == "unauthorized"
@@ -292,7 +312,9 @@ def test_ollama_down_is_503_with_the_url_and_hint(tmp_path: Path) -> None:
         ({"AGENT_TOOLS": "web_search,teleport"}, "teleport"),
     ],
 )
-def test_unsafe_or_invalid_configuration_refuses_to_start(tmp_path: Path, overrides: dict[str, str], reason: str) -> None:
+def test_unsafe_or_invalid_configuration_refuses_to_start(
+    tmp_path: Path, overrides: dict[str, str], reason: str
+) -> None:
     running = start_service(tmp_path, wait=False, **overrides)
     code = running.process.wait(timeout=60)
     assert code == 2
@@ -305,9 +327,14 @@ def test_oversized_image_is_413_and_nothing_is_saved(tmp_path: Path, fake_ollama
     try:
         big_png = base64.b64encode(PNG_1PX + b"\0" * 2000).decode()
         with running.client() as client:
-            response = client.post("/run", json={"message": "look", "images": [base64.b64encode(PNG_1PX).decode(), big_png]})
-            too_big_body = client.post("/run", content=b"x" * (5 * 1000 * 4 // 3 + 3 * 1024 * 1024),
-                                       headers={"Content-Type": "application/json"})
+            response = client.post(
+                "/run", json={"message": "look", "images": [base64.b64encode(PNG_1PX).decode(), big_png]}
+            )
+            too_big_body = client.post(
+                "/run",
+                content=b"x" * (5 * 1000 * 4 // 3 + 3 * 1024 * 1024),
+                headers={"Content-Type": "application/json"},
+            )
         assert response.status_code == 413
         assert response.json()["code"] == "image_too_large" and "images[1]" in response.json()["error"]
         assert not (tmp_path / "media").exists() or not any((tmp_path / "media").iterdir())

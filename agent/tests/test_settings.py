@@ -16,7 +16,9 @@ def make(tmp_path: Path, env_local: str = "", env: str = "", **kwargs: object) -
     return Settings(_env_file=(tmp_path / ".env", tmp_path / ".env.local"), **kwargs)  # type: ignore[call-arg]
 
 
-def test_env_local_wins_over_env_and_the_process_wins_over_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_local_wins_over_env_and_the_process_wins_over_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("AGENT_PORT", raising=False)
     assert make(tmp_path, env_local="AGENT_PORT=8100\n", env="AGENT_PORT=8200\n").agent_port == 8100
     monkeypatch.setenv("AGENT_PORT", "8300")
@@ -30,10 +32,15 @@ def test_an_empty_variable_counts_as_unset(tmp_path: Path, monkeypatch: pytest.M
     assert loaded.agent_port == 8000 and loaded.api_key is None
 
 
-def test_lists_are_comma_separated_and_relative_paths_start_at_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lists_are_comma_separated_and_relative_paths_start_at_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("AGENT_TOOLS", "FILES_ALLOWED_DIRS", "MEDIA_DIR"):
         monkeypatch.delenv(name, raising=False)
-    loaded = make(tmp_path, env_local="AGENT_TOOLS=web_search, os_exec\nFILES_ALLOWED_DIRS=data/files,/srv/shared\nMEDIA_DIR=data/m\n")
+    loaded = make(
+        tmp_path,
+        env_local="AGENT_TOOLS=web_search, os_exec\nFILES_ALLOWED_DIRS=data/files,/srv/shared\nMEDIA_DIR=data/m\n",
+    )
     assert loaded.agent_tools == ["web_search", "os_exec"]
     assert loaded.allowed_dirs == [REPO_ROOT / "data" / "files", Path("/srv/shared")]
     assert loaded.media_dir == REPO_ROOT / "data" / "m"

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.tools_fixtures import allowed  # pytest fixture, used by name
 from tools.analyze_image import AnalyzeImageTool
 
 VISION_MODEL = "qwen3-vl:2b"
@@ -37,8 +36,16 @@ class FakeOllama:
                 elif body.get("model") != VISION_MODEL:
                     self._send(404, {"error": f"model '{body.get('model')}' not found"})
                 else:
-                    self._send(200, {"model": VISION_MODEL, "created_at": "2026-11-21T09:00:00Z",
-                                     "response": fake.answer, "done": True, "done_reason": "stop"})
+                    self._send(
+                        200,
+                        {
+                            "model": VISION_MODEL,
+                            "created_at": "2026-11-21T09:00:00Z",
+                            "response": fake.answer,
+                            "done": True,
+                            "done_reason": "stop",
+                        },
+                    )
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()

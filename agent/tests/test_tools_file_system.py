@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.tools_fixtures import allowed  # pytest fixture, used by name
 from tools.file_system import FileSystemTool
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.tools_fixtures import SCREEN_HEIGHT, SCREEN_WIDTH, display, xvfb  # pytest fixtures, used by name
+from tests.tools_fixtures import SCREEN_HEIGHT, SCREEN_WIDTH
 from tools.clipboard import ClipboardTool
 from tools.mouse_keyboard import MouseKeyboardTool
 from tools.screenshot import ScreenshotTool
@@ -88,7 +88,10 @@ def test_mouse_move_then_position_matches(display: str) -> None:
     assert not result.startswith("ERROR"), result
     where = subprocess.run(
         ["xdotool", "getmouselocation", "--shell"],
-        env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, check=True,
+        env={**os.environ, "DISPLAY": display},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "X=321\n" in where and "Y=234\n" in where
 
@@ -127,7 +130,12 @@ def run_without_display(snippet: str) -> str:
     # A fresh interpreter: pyautogui keeps the display it found at its first import.
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     done = subprocess.run(
-        [sys.executable, "-c", snippet], cwd=AGENT_DIR, env=env, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", snippet],
+        cwd=AGENT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.tools_fixtures import allowed  # pytest fixture, used by name
 from tools.os_exec import OsExecTool
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="commands below are bash")

@@ -17,7 +17,9 @@ def searxng() -> Iterator[FakeSearxng]:
 
 def test_web_search_formats_numbered_results_with_title_url_snippet(searxng: FakeSearxng) -> None:
     result = WebSearchTool(searxng.url)(query="python 3.13 release")
-    assert result.startswith("1. What's New In Python 3.13\n   https://docs.python.org/3/whatsnew/3.13.html\n   This article")
+    assert result.startswith(
+        "1. What's New In Python 3.13\n   https://docs.python.org/3/whatsnew/3.13.html\n   This article"
+    )
     assert "2. Python Release Python 3.13.0\n   https://www.python.org/downloads/release/python-3130/" in result
     assert "3. PEP 719" in result
 

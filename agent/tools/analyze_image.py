@@ -67,7 +67,9 @@ Answers starting with "ERROR:" explain what failed and what to do."""
         except PathRefusedError as exc:
             return str(exc)
         if not path.is_file():
-            return f"ERROR: {path} is not an existing file. Take a screenshot first, or list the folder to find the image."
+            return (
+                f"ERROR: {path} is not an existing file. Take a screenshot first, or list the folder to find the image."
+            )
         size = path.stat().st_size
         if size > self.max_image_bytes:
             return f"ERROR: {path} is {size} bytes, over the {self.max_image_bytes}-byte limit. Take a smaller screenshot region instead."

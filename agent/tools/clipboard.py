@@ -35,11 +35,13 @@ Examples:
         started = time.monotonic()
         action = (action or "").strip().lower()
         result = self._run(action, text)
-        return log_outcome(logger, self.name, started, result, action=action if action in ("read", "write") else "unknown")
+        return log_outcome(
+            logger, self.name, started, result, action=action if action in ("read", "write") else "unknown"
+        )
 
     def _run(self, action: str, text: str | None) -> str:
         if action not in ("read", "write"):
-            return f"ERROR: unknown action '{action}'. Use action=\"read\" or action=\"write\"."
+            return f'ERROR: unknown action \'{action}\'. Use action="read" or action="write".'
         if action == "write" and text is None:
             return "ERROR: write needs `text`, the text to put on the clipboard."
         try:

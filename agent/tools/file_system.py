@@ -46,7 +46,11 @@ Answers starting with "ERROR:" explain what went wrong and what to try instead."
         },
         "content": {"type": "string", "description": "Text to save, for write and create.", "nullable": True},
         "destination": {"type": "string", "description": "Where to move `path` to, for move.", "nullable": True},
-        "pattern": {"type": "string", "description": "Glob pattern for search, e.g. '*.txt' or '**/*.pdf'.", "nullable": True},
+        "pattern": {
+            "type": "string",
+            "description": "Glob pattern for search, e.g. '*.txt' or '**/*.pdf'.",
+            "nullable": True,
+        },
     }
     output_type = "string"
 
@@ -83,7 +87,7 @@ Answers starting with "ERROR:" explain what went wrong and what to try instead."
             return self._read(resolve_inside(path, self.allowed_dirs))
         if op in ("write", "create"):
             if content is None:
-                return f"ERROR: {op} needs `content` (the text to save). Pass content=\"...\"."
+                return f'ERROR: {op} needs `content` (the text to save). Pass content="...".'
             return self._write(resolve_inside(path, self.allowed_dirs), content, overwrite=op == "write")
         if op == "delete":
             return self._delete(resolve_inside(path, self.allowed_dirs, follow_last=False))
@@ -91,20 +95,20 @@ Answers starting with "ERROR:" explain what went wrong and what to try instead."
             return self._list(resolve_inside(path, self.allowed_dirs))
         if op == "move":
             if not destination:
-                return "ERROR: move needs `destination` (the new path). Pass destination=\"...\"."
+                return 'ERROR: move needs `destination` (the new path). Pass destination="...".'
             source = resolve_inside(path, self.allowed_dirs, follow_last=False)
             return self._move(source, resolve_inside(destination, self.allowed_dirs))
         if op == "search":
             if not pattern:
-                return "ERROR: search needs a glob `pattern`, e.g. pattern=\"**/*.txt\"."
+                return 'ERROR: search needs a glob `pattern`, e.g. pattern="**/*.txt".'
             return self._search(resolve_inside(path, self.allowed_dirs), pattern)
         return f"ERROR: unknown operation '{op}'. Use one of: {', '.join(OPERATIONS)}."
 
     def _read(self, target: Path) -> str:
         if not target.exists():
-            return f"ERROR: {target} does not exist. Use operation=\"list\" or \"search\" to find the right name."
+            return f'ERROR: {target} does not exist. Use operation="list" or "search" to find the right name.'
         if target.is_dir():
-            return f"ERROR: {target} is a folder. Use operation=\"list\" to see what it contains."
+            return f'ERROR: {target} is a folder. Use operation="list" to see what it contains.'
         size = target.stat().st_size
         with target.open("rb") as handle:
             # Bounded read: the cap protects memory too, not only the LLM's context.
@@ -131,7 +135,7 @@ Answers starting with "ERROR:" explain what went wrong and what to try instead."
             with target.open("w" if overwrite else "x", encoding="utf-8") as handle:
                 handle.write(content)
         except FileExistsError:
-            return f"ERROR: {target} already exists. Use operation=\"write\" to overwrite it, or choose another name."
+            return f'ERROR: {target} already exists. Use operation="write" to overwrite it, or choose another name.'
         return f"Saved {len(content)} characters to {target}."
 
     def _is_allowed_root(self, target: Path) -> bool:
@@ -190,17 +194,21 @@ Answers starting with "ERROR:" explain what went wrong and what to try instead."
         if not matches:
             return f"No files match '{pattern}' under {base}."
         shown = "\n".join(matches[:MAX_LISTED])
-        more = f"\n[{len(matches) - MAX_LISTED} more matches not shown; narrow the pattern]" if len(matches) > MAX_LISTED else ""
+        more = (
+            f"\n[{len(matches) - MAX_LISTED} more matches not shown; narrow the pattern]"
+            if len(matches) > MAX_LISTED
+            else ""
+        )
         return f"{len(matches)} match(es) for '{pattern}' under {base}:\n{shown}{more}"
 
 
 def _size(path: Path) -> str:
     try:
-        size = path.stat().st_size
+        size = float(path.stat().st_size)
     except OSError:
         return "unreadable"
     for unit in ("B", "KB", "MB"):
         if size < 1024:
-            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"

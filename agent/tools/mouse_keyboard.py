@@ -15,8 +15,17 @@ logger = logging.getLogger(__name__)
 ACTIONS = ("click", "double_click", "right_click", "move", "type", "hotkey", "drag", "scroll")
 # Names people (and LLMs) use for keys that pyautogui spells differently.
 KEY_ALIASES = {
-    "super": "win", "windows": "win", "meta": "win", "start": "win", "cmd": "command",
-    "control": "ctrl", "escape": "esc", "return": "enter", "del": "delete", "pgup": "pageup", "pgdn": "pagedown",
+    "super": "win",
+    "windows": "win",
+    "meta": "win",
+    "start": "win",
+    "cmd": "command",
+    "control": "ctrl",
+    "escape": "esc",
+    "return": "enter",
+    "del": "delete",
+    "pgup": "pageup",
+    "pgdn": "pagedown",
 }
 
 
@@ -49,8 +58,16 @@ Moving the mouse into a screen corner is the owner's emergency stop: avoid the e
         "x2": {"type": "integer", "description": "Drag end, horizontal.", "nullable": True},
         "y2": {"type": "integer", "description": "Drag end, vertical.", "nullable": True},
         "text": {"type": "string", "description": "Text to type, for type.", "nullable": True},
-        "keys": {"type": "string", "description": 'Key combination for hotkey, e.g. "ctrl+c", "alt+tab", "super".', "nullable": True},
-        "amount": {"type": "integer", "description": "Scroll clicks, for scroll (positive up, negative down).", "nullable": True},
+        "keys": {
+            "type": "string",
+            "description": 'Key combination for hotkey, e.g. "ctrl+c", "alt+tab", "super".',
+            "nullable": True,
+        },
+        "amount": {
+            "type": "integer",
+            "description": "Scroll clicks, for scroll (positive up, negative down).",
+            "nullable": True,
+        },
     }
     output_type = "string"
 
@@ -73,8 +90,17 @@ Moving the mouse into a screen corner is the owner's emergency stop: avoid the e
             result = self._run(action, x, y, x2, y2, text, keys, amount)
         return log_outcome(logger, self.name, started, result, action=action if action in ACTIONS else "unknown")
 
-    def _run(self, action: str, x: int | None, y: int | None, x2: int | None, y2: int | None,
-             text: str | None, keys: str | None, amount: int | None) -> str:
+    def _run(
+        self,
+        action: str,
+        x: int | None,
+        y: int | None,
+        x2: int | None,
+        y2: int | None,
+        text: str | None,
+        keys: str | None,
+        amount: int | None,
+    ) -> str:
         try:
             import pyautogui  # imported here: without a display the import itself raises KeyError('DISPLAY')
 
@@ -91,8 +117,17 @@ Moving the mouse into a screen corner is the owner's emergency stop: avoid the e
             return gui_error(f"use the mouse/keyboard ({action})", exc)
 
 
-def _act(gui: ModuleType, action: str, x: int | None, y: int | None, x2: int | None, y2: int | None,
-         text: str | None, keys: str | None, amount: int | None) -> str:
+def _act(
+    gui: ModuleType,
+    action: str,
+    x: int | None,
+    y: int | None,
+    x2: int | None,
+    y2: int | None,
+    text: str | None,
+    keys: str | None,
+    amount: int | None,
+) -> str:
     width, height = gui.size()
     for px, py in ((x, y), (x2, y2)):
         if px is not None and py is not None and not gui.onScreen(px, py):
@@ -127,7 +162,7 @@ def _act(gui: ModuleType, action: str, x: int | None, y: int | None, x2: int | N
             # pyautogui silently skips such characters; refusing beats typing a mangled text.
             return (
                 f"ERROR: these characters cannot be typed: {''.join(untypeable)!r}. Put the text on the clipboard "
-                "(clipboard action=write) and paste it with hotkey keys=\"ctrl+v\"."
+                '(clipboard action=write) and paste it with hotkey keys="ctrl+v".'
             )
         gui.write(text, interval=0.01)
         return f"Typed {len(text)} characters."

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 IS_WINDOWS = sys.platform == "win32"
 SHELL_NAME = "PowerShell" if IS_WINDOWS else "bash"
 _READ_CHUNK = 65536
+_NEW_GROUP_FLAGS: int = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) if IS_WINDOWS else 0
 
 
 class OsExecTool(Tool):
@@ -62,7 +63,7 @@ A return code other than 0 means the command failed: read stderr to see why."""
 
     def _run(self, command: str, cwd: str | None) -> str:
         if not command or not command.strip():
-            return "ERROR: empty command. Pass the command line to run, e.g. command=\"ls -la\"."
+            return 'ERROR: empty command. Pass the command line to run, e.g. command="ls -la".'
         try:
             workdir = resolve_inside(cwd or ".", self.allowed_dirs)
         except PathRefusedError as exc:
@@ -71,7 +72,9 @@ A return code other than 0 means the command failed: read stderr to see why."""
             if workdir == self.allowed_dirs[0].resolve():
                 workdir.mkdir(parents=True, exist_ok=True)
             else:
-                return f"ERROR: working folder {workdir} does not exist. Create it with file_system or pick another cwd."
+                return (
+                    f"ERROR: working folder {workdir} does not exist. Create it with file_system or pick another cwd."
+                )
         try:
             proc = subprocess.Popen(
                 _shell_argv(command),
@@ -80,7 +83,8 @@ A return code other than 0 means the command failed: read stderr to see why."""
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 # Own process group / session, so a timeout can kill the command and everything it spawned.
-                **({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if IS_WINDOWS else {"start_new_session": True}),
+                creationflags=_NEW_GROUP_FLAGS,
+                start_new_session=not IS_WINDOWS,
             )
         except OSError as exc:
             return f"ERROR: could not start {SHELL_NAME}: {exc}. Is it installed and on PATH?"

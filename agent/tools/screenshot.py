@@ -45,7 +45,7 @@ Answers starting with "ERROR:" explain what failed."""
         if region and region.strip():
             box = _parse_region(region)
             if box is None:
-                return f"ERROR: region '{region}' is not \"x,y,width,height\" with whole numbers and positive width and height, e.g. \"0,0,800,600\"."
+                return f'ERROR: region \'{region}\' is not "x,y,width,height" with whole numbers and positive width and height, e.g. "0,0,800,600".'
         try:
             # ImageGrab talks to X11 directly; pyautogui.screenshot() would need the scrot program.
             from PIL import ImageGrab

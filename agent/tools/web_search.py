@@ -41,7 +41,7 @@ Answers starting with "ERROR:" mean the search service failed; they say what to 
 
     def _search(self, query: str) -> str:
         if not query or not query.strip():
-            return "ERROR: empty query. Pass the keywords to search for, e.g. query=\"best hiking trails Madeira\"."
+            return 'ERROR: empty query. Pass the keywords to search for, e.g. query="best hiking trails Madeira".'
         try:
             response = httpx.get(
                 f"{self.searxng_url}/search",

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes.scripted import FakeHandler, FakeServer, apply_stop, chunks
@@ -20,7 +20,7 @@ VISION_ANSWER = "A red square on a white background."
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -35,15 +35,21 @@ def _prompt_text(messages: list[dict[str, Any]]) -> str:
 
 
 class OllamaHandler(FakeHandler):
-    server: "FakeOllama"
+    server: FakeOllama
 
     def do_GET(self) -> None:
         if self.handle_control():
             return
         if self.path == "/api/tags":
             models = [
-                {"name": name, "model": name, "modified_at": _now(), "size": 5_200_000_000, "digest": "0" * 64,
-                 "details": {"family": "qwen3", "parameter_size": "8.2B", "quantization_level": "Q4_K_M"}}
+                {
+                    "name": name,
+                    "model": name,
+                    "modified_at": _now(),
+                    "size": 5_200_000_000,
+                    "digest": "0" * 64,
+                    "details": {"family": "qwen3", "parameter_size": "8.2B", "quantization_level": "Q4_K_M"},
+                }
                 for name in self.server.models
             ]
             self.send_json(200, {"models": models})
@@ -62,10 +68,17 @@ class OllamaHandler(FakeHandler):
             if name not in self.server.models:
                 self.send_json(404, {"error": f"model '{name}' not found"})
                 return
-            self.send_json(200, {"modelfile": "", "parameters": "", "template": "{{ .Prompt }}",
-                                 "details": {"family": "qwen3", "parameter_size": "8.2B"},
-                                 "model_info": {"general.architecture": "qwen3", "qwen3.context_length": 40960},
-                                 "capabilities": ["completion", "tools"]})
+            self.send_json(
+                200,
+                {
+                    "modelfile": "",
+                    "parameters": "",
+                    "template": "{{ .Prompt }}",
+                    "details": {"family": "qwen3", "parameter_size": "8.2B"},
+                    "model_info": {"general.architecture": "qwen3", "qwen3.context_length": 40960},
+                    "capabilities": ["completion", "tools"],
+                },
+            )
             return
         if self.path == "/api/chat":
             self._chat(body)
@@ -99,16 +112,29 @@ class OllamaHandler(FakeHandler):
         text = apply_stop(state.next_answer(_prompt_text(messages)), list(options.get("stop") or []))
         prompt_tokens = max(1, len(_prompt_text(messages)) // 4)
         eval_tokens = max(1, len(text) // 4)
-        done = {"model": body["model"], "created_at": _now(), "done": True, "done_reason": "stop",
-                "total_duration": 1, "load_duration": 1, "prompt_eval_count": prompt_tokens,
-                "prompt_eval_duration": 1, "eval_count": eval_tokens, "eval_duration": 1}
+        done = {
+            "model": body["model"],
+            "created_at": _now(),
+            "done": True,
+            "done_reason": "stop",
+            "total_duration": 1,
+            "load_duration": 1,
+            "prompt_eval_count": prompt_tokens,
+            "prompt_eval_duration": 1,
+            "eval_count": eval_tokens,
+            "eval_duration": 1,
+        }
         if body.get("stream", True):
             self.start_stream("application/x-ndjson")
             for piece in chunks(text):
                 if state.delta_delay_s:
                     time.sleep(state.delta_delay_s)
-                line = {"model": body["model"], "created_at": _now(),
-                        "message": {"role": "assistant", "content": piece}, "done": False}
+                line = {
+                    "model": body["model"],
+                    "created_at": _now(),
+                    "message": {"role": "assistant", "content": piece},
+                    "done": False,
+                }
                 self.write_chunk(json.dumps(line).encode() + b"\n")
             self.write_chunk(json.dumps({**done, "message": {"role": "assistant", "content": ""}}).encode() + b"\n")
             self.end_stream()
@@ -120,8 +146,18 @@ class OllamaHandler(FakeHandler):
         self.server.state.record("/api/generate", body, {k.lower(): v for k, v in self.headers.items()})
         if self._refuse(body):
             return
-        self.send_json(200, {"model": body["model"], "created_at": _now(), "response": VISION_ANSWER,
-                             "done": True, "done_reason": "stop", "prompt_eval_count": 10, "eval_count": 8})
+        self.send_json(
+            200,
+            {
+                "model": body["model"],
+                "created_at": _now(),
+                "response": VISION_ANSWER,
+                "done": True,
+                "done_reason": "stop",
+                "prompt_eval_count": 10,
+                "eval_count": 8,
+            },
+        )
 
 
 class FakeOllama(FakeServer):

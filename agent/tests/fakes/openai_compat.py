@@ -10,7 +10,7 @@ from tests.fakes.scripted import FakeHandler, FakeServer, apply_stop, chunks
 
 
 class OpenAIHandler(FakeHandler):
-    server: "FakeOpenAI"
+    server: FakeOpenAI
 
     def do_GET(self) -> None:
         if not self.handle_control():
@@ -37,10 +37,23 @@ class OpenAIHandler(FakeHandler):
         text = apply_stop(state.next_answer(prompt), [stops] if isinstance(stops, str) else list(stops))
         usage = {"prompt_tokens": max(1, len(prompt) // 4), "completion_tokens": max(1, len(text) // 4)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": body.get("model"), "object": "chat.completion"}
+        base = {
+            "id": "chatcmpl-fake",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "object": "chat.completion",
+        }
         if not body.get("stream"):
-            self.send_json(200, {**base, "usage": usage, "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}]})
+            self.send_json(
+                200,
+                {
+                    **base,
+                    "usage": usage,
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                    ],
+                },
+            )
             return
         self.start_stream("text/event-stream")
         chunk_base = {**base, "object": "chat.completion.chunk"}

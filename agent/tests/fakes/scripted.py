@@ -64,7 +64,7 @@ class FakeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; without this, Nagle plus delayed ACK add 40 ms per request.
     disable_nagle_algorithm = True
-    server: "FakeServer"
+    server: FakeServer
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         return
@@ -136,7 +136,7 @@ class FakeServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def start(self) -> "FakeServer":
+    def start(self) -> FakeServer:
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
         return self
