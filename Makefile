@@ -1,10 +1,11 @@
 # my-claw: every target installs what it needs first and is safe to run again.
 SHELL := bash
 .DEFAULT_GOAL := help
-.PHONY: help up agent gradio test test-agent bench system-deps agent-deps
+.PHONY: help up agent gradio gateway test test-agent test-gateway bench system-deps agent-deps gateway-deps
 
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 AGENT_STAMP := agent/.venv/.synced
+GATEWAY_STAMP := gateway/node_modules/.package-lock.json
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,10 +19,19 @@ $(AGENT_STAMP): agent/pyproject.toml agent/uv.lock | $(UV)
 
 agent-deps: $(AGENT_STAMP)
 
-system-deps: ## Install the Debian packages the tests need (xvfb, xclip, xdotool), when missing and root
+# npm ci also generates the Prisma client (postinstall), offline.
+$(GATEWAY_STAMP): gateway/package.json gateway/package-lock.json
+	cd gateway && npm ci --no-audit --no-fund
+	touch $@
+
+gateway-deps: $(GATEWAY_STAMP)
+
+system-deps: ## Install the Debian packages the tests need (xvfb, xclip, xdotool, chromium), when missing and root
 	bash scripts/system-deps.sh
 
-up: agent-deps ## Run the whole assistant in the foreground (Ctrl-C stops everything)
+up: agent-deps gateway-deps ## Run the whole assistant in the foreground (Ctrl-C stops everything)
+	bash scripts/env-init.sh
+	cd gateway && npm run --silent db:migrate && npm run --silent build:if-stale
 	UV=$(UV) bash scripts/up.sh
 
 agent: agent-deps ## Run the agent service in the foreground (AGENT_HOST:AGENT_PORT, default 127.0.0.1:8000)
@@ -30,12 +40,20 @@ agent: agent-deps ## Run the agent service in the foreground (AGENT_HOST:AGENT_P
 gradio: agent-deps ## Run the Gradio developer console (127.0.0.1:GRADIO_PORT, default 7860)
 	cd agent && exec $(UV) run --no-sync python gradio_app.py
 
-test: system-deps test-agent ## Install what is needed and run every test
+gateway: gateway-deps ## Migrate, build when sources changed, and serve the webchat (127.0.0.1:GATEWAY_PORT, default 3000)
+	cd gateway && npm run --silent db:migrate && npm run --silent build:if-stale && exec node scripts/start.mjs
+
+test: system-deps test-agent test-gateway ## Install what is needed and run every test
 
 test-agent: agent-deps
 	cd agent && $(UV) run --no-sync ruff check . && $(UV) run --no-sync ruff format --check . && $(UV) run --no-sync mypy .
 	cd agent && $(UV) run --no-sync pytest
 
-bench: agent-deps ## Run the benchmarks and write bench/REPORT.md
+test-gateway: gateway-deps agent-deps
+	cd gateway && npm run --silent typecheck && npm run --silent lint && npm test
+	cd gateway && UV=$(UV) npm run --silent e2e
+
+bench: agent-deps gateway-deps ## Run the benchmarks and write bench/REPORT.md
 	cd agent && $(UV) run --no-sync python -m bench.bench_agent
+	cd gateway && BENCH_REPORT_DIR=../bench/results npm run --silent bench
 	cd agent && $(UV) run --no-sync python -m bench.report

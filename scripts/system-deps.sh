@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages the test suite needs: a virtual X display, a clipboard and xdotool to check the GUI tools.
+# Debian packages the test suite needs: a virtual X display, a clipboard and xdotool to check the GUI tools,
+# and Chromium for the webchat's end-to-end tests.
 set -euo pipefail
-packages=(xvfb xclip xdotool)
+packages=(xvfb xclip xdotool chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -14,5 +15,5 @@ elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
   sudo apt-get update -qq
   sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
-  echo "system-deps: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) or the GUI tool tests are skipped." >&2
+  echo "system-deps: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) or the GUI and browser tests cannot run." >&2
 fi

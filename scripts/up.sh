@@ -24,9 +24,11 @@ trap stop_all EXIT
 
 start agent bash -c "cd agent && exec $UV run --no-sync python main.py"
 start gradio bash -c "cd agent && exec $UV run --no-sync python gradio_app.py"
+start gateway bash -c "cd gateway && exec node scripts/start.mjs"
 
 # shellcheck disable=SC1091
 set -a; [ -f .env.local ] && . ./.env.local; set +a
+echo "webchat: http://127.0.0.1:${GATEWAY_PORT:-3000}"
 echo "agent:   http://${AGENT_HOST:-127.0.0.1}:${AGENT_PORT:-8000}  (GET /health, POST /run)"
 echo "console: http://127.0.0.1:${GRADIO_PORT:-7860}"
 echo "Ctrl-C stops everything."

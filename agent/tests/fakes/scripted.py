@@ -113,6 +113,7 @@ class FakeHandler(BaseHTTPRequestHandler):
             self.send_json(200, {"ok": True})
             return True
         if self.path == "/_fake/reset" and self.command == "POST":
+            self.read_json()  # an unread body would be taken for the next request on this connection
             with state.lock:
                 state.script.clear()
                 state.requests.clear()

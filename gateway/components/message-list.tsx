@@ -1,0 +1,74 @@
+"use client";
+
+import { useEffect, useRef } from "react";
+import type { ChatMessage, StepInfo } from "@/lib/client-api";
+import { Markdown } from "./markdown";
+
+export interface LiveTurn {
+  text: string;
+  step: StepInfo | null;
+}
+
+function describeStep(live: LiveTurn): string {
+  if (!live.step) return live.text ? "Writing…" : "Thinking…";
+  const names = live.step.tool_calls.map((call) => call.name);
+  const tools = names.filter((name) => name !== "final_answer");
+  const prefix = `Step ${live.step.step}`;
+  if (live.step.error) return `${prefix}: retrying after an error`;
+  if (tools.length) return `${prefix}: ${tools.join(", ")}`;
+  return names.includes("final_answer") ? `${prefix}: answering` : `${prefix}: thinking`;
+}
+
+export function MessageList({ messages, live }: { messages: ChatMessage[]; live: LiveTurn | null }) {
+  const end = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    end.current?.scrollIntoView({ block: "end" });
+  }, [messages, live]);
+
+  return (
+    <div className="flex-1 overflow-y-auto px-3 py-4 sm:px-6" data-testid="messages">
+      <div className="mx-auto flex max-w-3xl flex-col gap-3">
+        {messages.map((message) =>
+          message.role === "user" ? (
+            <div key={message.id} className="flex flex-col items-end gap-1" data-testid="message-user">
+              <div className="max-w-[85%] whitespace-pre-wrap break-words rounded-2xl rounded-br-sm bg-blue-600 px-3 py-2 text-white">
+                {message.content}
+              </div>
+              {message.turnState === "failed" && (
+                <span className="text-xs text-red-600" role="status">
+                  No answer: {message.turnError?.replace(/^[a-z_]+:[a-z_]+: /, "") ?? "the turn failed"}
+                </span>
+              )}
+              {message.turnState === "received" && <span className="text-xs text-zinc-500">Waiting for the agent…</span>}
+            </div>
+          ) : (
+            <div key={message.id} className="flex flex-col items-start gap-1" data-testid="message-assistant">
+              <div className="max-w-[95%] rounded-2xl rounded-bl-sm bg-white px-3 py-2 shadow-sm dark:bg-zinc-900">
+                <Markdown text={message.content} />
+              </div>
+              {message.model && <span className="text-xs text-zinc-500">{message.model}</span>}
+            </div>
+          ),
+        )}
+        {live && (
+          <div className="flex flex-col items-start gap-1" data-testid="live-turn">
+            {/* The agent's raw output as it is written (thoughts and code); the answer replaces it. */}
+            {live.text && (
+              <pre
+                data-testid="live-text"
+                className="max-h-48 max-w-[95%] overflow-y-auto whitespace-pre-wrap break-words rounded-xl border border-dashed border-zinc-300 px-3 py-2 font-mono text-xs text-zinc-500 dark:border-zinc-700"
+              >
+                {live.text}
+              </pre>
+            )}
+            <span className="flex items-center gap-2 text-xs text-zinc-500" data-testid="step-indicator" aria-live="polite">
+              <span className="size-2 animate-pulse rounded-full bg-blue-500" />
+              {describeStep(live)}
+            </span>
+          </div>
+        )}
+        <div ref={end} />
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,168 @@
+// `npm run e2e`: headless Chromium against the real gateway (production build),
+// the real agent and the agent's fake Ollama. Needs Debian's chromium
+// (/usr/bin/chromium, or CHROMIUM_PATH) and ../agent synced (uv); builds the
+// gateway first when its sources changed.
+//
+// Logs in, sends a message and watches it stream, refreshes and finds the
+// history, changes the persona and checks it reached the model's prompt.
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { chromium, type Page } from "playwright-core";
+import { agentAvailable, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
+
+const resultsDir = path.join(gatewayDir, "e2e-results");
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const chromiumArgs = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
+
+interface OllamaRecord {
+  path: string;
+  body: { messages?: { role: string; content: unknown }[] };
+}
+
+let checks = 0;
+function check(condition: unknown, what: string): asserts condition {
+  if (!condition) throw new Error(`check failed: ${what}`);
+  checks += 1;
+  process.stdout.write(`  ok  ${what}\n`);
+}
+
+async function fakeOllama(url: string, route: string, body?: unknown): Promise<unknown> {
+  // /_fake/reset takes no body: the fake does not read one, and leftover bytes
+  // on its keep-alive connection would corrupt the next request.
+  const init: RequestInit = body === undefined ? {} : { method: "POST", body: body === null ? undefined : JSON.stringify(body) };
+  const response = await fetch(url + route, init);
+  return response.json();
+}
+
+async function send(page: Page, text: string) {
+  await page.getByTestId("composer-input").fill(text);
+  await page.getByTestId("composer-send").click();
+}
+
+async function main() {
+  if (!agentAvailable()) {
+    process.stderr.write("e2e: ../agent/main.py or its fake Ollama is missing; nothing to run against\n");
+    process.exit(2);
+  }
+  mkdirSync(resultsDir, { recursive: true });
+  const logDir = path.join(resultsDir, "logs");
+  const agentKey = secret();
+  const token = secret();
+
+  process.stdout.write("starting fake Ollama, agent and gateway…\n");
+  const ollama = await startFakeOllama(logDir);
+  const agent = await startAgent({ ollamaUrl: ollama.url, apiKey: agentKey, logDir });
+  const gateway = await startGateway({ agentUrl: agent.url, agentApiKey: agentKey, webchatToken: token, ollamaUrl: ollama.url, logDir });
+
+  const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 } }); // a phone
+  page.setDefaultTimeout(20_000);
+  try {
+    process.stdout.write("login\n");
+    await page.goto(gateway.url);
+    await page.waitForURL(/\/login$/);
+    check(true, "an anonymous visit lands on /login");
+    await page.locator("input[name=token]").fill("not-the-token");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("alert").filter({ hasText: "Wrong token" }).waitFor();
+    check(true, "a wrong token is refused with a clear message");
+    await page.locator("input[name=token]").fill(token);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByTestId("composer-input").waitFor();
+    const cookies = await page.context().cookies();
+    const session = cookies.find((c) => c.name === "my_claw_session");
+    check(session?.httpOnly && session.sameSite === "Strict", "the session cookie is httpOnly and SameSite=Strict");
+
+    process.stdout.write("health and models\n");
+    await page.locator('[data-testid=health-badge][data-status="degraded"], [data-testid=health-badge][data-status="ok"]').waitFor();
+    const health = (await (await fetch(`${gateway.url}/api/health`)).json()) as Record<string, string>;
+    check(health.agent === "ok" && health.db === "ok" && health.ollama === "ok", "the health badge reports the agent, db and Ollama up");
+    await page.locator("[data-testid=model-select] option", { hasText: "qwen3:8b" }).first().waitFor({ state: "attached" });
+    check(true, "the model selector lists the agent's models");
+
+    process.stdout.write("chat and streaming\n");
+    await fakeOllama(ollama.url, "/_fake/reset", null);
+    await fakeOllama(ollama.url, "/_fake/script", { delta_delay_s: 0.12 });
+    await send(page, "bonjour e2e");
+    await page.getByTestId("step-indicator").waitFor();
+    check(true, "a live indicator shows while the agent works");
+    await page.getByTestId("live-text").waitFor();
+    const partial = (await page.getByTestId("live-text").textContent()) ?? "";
+    check(partial.length > 0, "the agent's output streams in before the answer");
+    await page.getByTestId("message-assistant").filter({ hasText: "Echo: bonjour e2e" }).waitFor();
+    check(true, "the answer appears");
+    await page.getByTestId("live-turn").waitFor({ state: "detached" });
+    check(page.url().includes("?c="), "the conversation id is in the URL");
+
+    process.stdout.write("refresh keeps the history\n");
+    await page.reload();
+    await page.getByTestId("message-assistant").filter({ hasText: "Echo: bonjour e2e" }).waitFor();
+    await page.getByTestId("message-user").filter({ hasText: "bonjour e2e" }).waitFor();
+    check(true, "after a refresh the history is still there");
+
+    process.stdout.write("persona\n");
+    await page.getByTestId("settings-link").click();
+    await page.locator("input[name=persona_name]").waitFor();
+    check((await page.locator("select[name=persona_lang]").inputValue()) === "fr", "the language defaults to French");
+    await page.locator("input[name=persona_name]").fill("Zorglub");
+    await page.locator("textarea[name=system_prompt]").fill("Réponds toujours comme un pirate.");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+    check(true, "the persona is saved");
+    await page.getByRole("link", { name: /Back to the chat/ }).click();
+    await page.getByTestId("message-assistant").filter({ hasText: "Echo: bonjour e2e" }).waitFor();
+    check(true, "coming back from the settings reopens the conversation");
+    await fakeOllama(ollama.url, "/_fake/reset", null);
+    await send(page, "qui es-tu ?");
+    await page.getByTestId("message-assistant").filter({ hasText: "Echo: qui es-tu ?" }).waitFor();
+    const requests = (await fakeOllama(ollama.url, "/_fake/requests")) as OllamaRecord[];
+    const prompts = requests
+      .filter((r) => r.path === "/api/chat")
+      .map((r) => JSON.stringify(r.body.messages ?? []))
+      .join("\n");
+    check(prompts.includes("Zorglub"), "the persona's name reached the model's prompt");
+    check(prompts.includes("comme un pirate"), "the persona's system prompt reached the model's prompt");
+    check(prompts.includes("French"), "the persona's language reached the model's prompt");
+
+    check(prompts.includes("Echo: bonjour e2e"), "the earlier exchange went along as history");
+    await page.screenshot({ path: path.join(resultsDir, "chat-phone.png"), fullPage: true });
+
+    process.stdout.write("markdown and the conversation list (desktop)\n");
+    await page.setViewportSize({ width: 1280, height: 800 });
+    const markdown = "**bold** text\n\n- first\n- second\n\n```py\nprint(1)\n```\n\n[a link](https://example.org)";
+    await fakeOllama(ollama.url, "/_fake/script", {
+      answers: [`Thought: formatted.\n<code>\nfinal_answer(${JSON.stringify(markdown)})\n</code>`],
+      delta_delay_s: 0,
+    });
+    await page.getByTestId("new-conversation").click();
+    await send(page, "format something");
+    const answer = page.getByTestId("message-assistant").last();
+    await answer.locator("strong", { hasText: "bold" }).waitFor();
+    check((await answer.locator("li").count()) === 2, "lists render as Markdown");
+    check((await answer.locator("pre code").textContent())?.includes("print(1)"), "code blocks render as Markdown");
+    check((await answer.locator("a").getAttribute("target")) === "_blank", "links open in a new tab");
+    await page.screenshot({ path: path.join(resultsDir, "chat-markdown.png"), fullPage: true });
+    const list = page.getByTestId("conversation-list").locator("li");
+    check((await list.count()) === 2, "the list shows both conversations");
+    page.once("dialog", (dialog) => void dialog.accept());
+    await list.filter({ hasText: "format something" }).getByRole("button", { name: "Delete conversation" }).click();
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=conversation-list] li").length === 1);
+    check(true, "a conversation can be deleted from the list");
+    await page.screenshot({ path: path.join(resultsDir, "chat-desktop.png"), fullPage: true });
+    process.stdout.write(`e2e passed: ${checks} checks\n`);
+  } catch (error) {
+    await page.screenshot({ path: path.join(resultsDir, "failure.png"), fullPage: true }).catch(() => undefined);
+    process.stderr.write(`e2e failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`screenshot and service logs in ${resultsDir}\n`);
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+    await stopAll();
+  }
+}
+
+main().catch(async (error: unknown) => {
+  process.stderr.write(`e2e could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+  await stopAll();
+  process.exit(1);
+});

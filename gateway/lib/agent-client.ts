@@ -1,0 +1,244 @@
+import http from "node:http";
+import https from "node:https";
+import { z } from "zod";
+import { AppError } from "./errors";
+import { agentApiKey, getEnv } from "./env";
+import type { HistoryEntry } from "./queries";
+import { parseSse } from "./sse";
+
+// HTTP client for the Python agent. Built on node:http rather than fetch: Node's
+// fetch (undici) gives up on a response after 300 s of silence (headersTimeout /
+// bodyTimeout), below the 360 s a long agent run is allowed.
+
+export const AGENT_TIMEOUT_MS = 360_000;
+
+export interface AgentRequest {
+  message: string;
+  history: HistoryEntry[];
+  model: string;
+  systemPrompt?: string;
+}
+
+const resultSchema = z.object({
+  response: z.string(),
+  model: z.string(),
+  steps: z.number().int().nonnegative().default(0),
+  duration_ms: z.number().nonnegative().default(0),
+  usage: z
+    .object({ input_tokens: z.number().nullish(), output_tokens: z.number().nullish() })
+    .partial()
+    .default({}),
+});
+export type AgentResult = z.infer<typeof resultSchema>;
+
+const stepSchema = z.object({
+  step: z.number().int(),
+  tool_calls: z.array(z.object({ name: z.string(), arguments: z.unknown() })).default([]),
+  observation: z.string().nullish(),
+  error: z.string().nullish(),
+});
+export type AgentStep = z.infer<typeof stepSchema>;
+
+export type AgentEvent =
+  | { type: "step"; step: AgentStep }
+  | { type: "delta"; text: string }
+  | { type: "final"; result: AgentResult };
+
+const errorSchema = z.object({ error: z.string().optional(), code: z.string().optional() }).partial();
+
+const modelsSchema = z.object({
+  categories: z.record(
+    z.string(),
+    z.object({ model: z.string().nullable(), available: z.boolean(), provider: z.string() }),
+  ),
+  installed: z.array(z.string()),
+});
+export type AgentModels = z.infer<typeof modelsSchema>;
+
+export interface AgentClientOptions {
+  baseUrl: string;
+  apiKey?: string;
+  timeoutMs?: number;
+}
+
+export interface AgentClient {
+  run(request: AgentRequest): Promise<AgentResult>;
+  /** Yields steps and deltas as they come, and ends with the final result. */
+  stream(request: AgentRequest): AsyncGenerator<AgentEvent, void, undefined>;
+  models(options?: { timeoutMs?: number }): Promise<AgentModels>;
+}
+
+const MAX_JSON_BYTES = 16 * 1024 * 1024;
+const keepAlive = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+
+function wireBody(request: AgentRequest): string {
+  return JSON.stringify({
+    message: request.message,
+    history: request.history,
+    model: request.model,
+    ...(request.systemPrompt ? { system_prompt: request.systemPrompt } : {}),
+  });
+}
+
+function transportError(error: unknown, signal: AbortSignal, timeoutMs: number): AppError {
+  if (signal.aborted) {
+    return new AppError("timeout:agent", `The agent did not answer within ${Math.round(timeoutMs / 1000)} s.`, {
+      detail: { timeoutMs },
+    });
+  }
+  const code = (error as { code?: unknown }).code;
+  return new AppError("unavailable:agent", "The agent service is unreachable. Is it running (make agent)?", {
+    cause: error,
+    detail: { errorCode: typeof code === "string" ? code : undefined },
+  });
+}
+
+async function readAll(response: http.IncomingMessage, limit = MAX_JSON_BYTES): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new AppError("upstream:agent", "The agent's answer is too large.");
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function errorFromAgent(status: number, body: string): AppError {
+  let parsed: z.infer<typeof errorSchema> = {};
+  try {
+    parsed = errorSchema.parse(JSON.parse(body));
+  } catch {
+    // Not the agent's JSON error shape: keep the status only.
+  }
+  const agentCode = parsed.code ?? `http_${status}`;
+  const detail = { status, agentCode };
+  if (status === 504 || agentCode === "timeout") {
+    return new AppError("timeout:agent", parsed.error ?? "The agent timed out.", { detail });
+  }
+  if (status === 401) {
+    return new AppError("upstream:agent", "The agent refused the gateway's AGENT_API_KEY.", { detail });
+  }
+  if (status === 503 || agentCode.startsWith("model_")) {
+    return new AppError("unavailable:agent", parsed.error ?? "The agent cannot reach its model.", { detail });
+  }
+  return new AppError("upstream:agent", parsed.error ?? `The agent answered ${status}.`, { detail });
+}
+
+export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_MS }: AgentClientOptions): AgentClient {
+  const base = baseUrl.replace(/\/+$/, "");
+
+  async function send(
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    accept: string,
+    limitMs: number,
+  ): Promise<{ response: http.IncomingMessage; signal: AbortSignal }> {
+    const url = new URL(base + path);
+    const signal = AbortSignal.timeout(limitMs);
+    const transport = url.protocol === "https:" ? https : http;
+    const headers: Record<string, string> = { accept };
+    if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+    if (body !== undefined) {
+      headers["content-type"] = "application/json";
+      headers["content-length"] = String(Buffer.byteLength(body));
+    }
+    try {
+      const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = transport.request(url, {
+          method,
+          headers,
+          signal,
+          agent: url.protocol === "https:" ? keepAlive.https : keepAlive.http,
+        });
+        req.once("response", resolve);
+        req.once("error", reject);
+        req.end(body);
+      });
+      return { response, signal };
+    } catch (error) {
+      throw transportError(error, signal, limitMs);
+    }
+  }
+
+  async function getJson<T>(path: string, schema: z.ZodType<T>, limitMs: number): Promise<T> {
+    const { response, signal } = await send("GET", path, undefined, "application/json", limitMs);
+    let text: string;
+    try {
+      text = await readAll(response);
+    } catch (error) {
+      throw error instanceof AppError ? error : transportError(error, signal, limitMs);
+    }
+    if (response.statusCode !== 200) throw errorFromAgent(response.statusCode ?? 0, text);
+    return parseJson(text, schema);
+  }
+
+  return {
+    async run(request) {
+      const { response, signal } = await send("POST", "/run", wireBody(request), "application/json", timeoutMs);
+      let text: string;
+      try {
+        text = await readAll(response);
+      } catch (error) {
+        throw error instanceof AppError ? error : transportError(error, signal, timeoutMs);
+      }
+      if (response.statusCode !== 200) throw errorFromAgent(response.statusCode ?? 0, text);
+      return parseJson(text, resultSchema);
+    },
+
+    async *stream(request) {
+      const { response, signal } = await send("POST", "/run/stream", wireBody(request), "text/event-stream", timeoutMs);
+      if (response.statusCode !== 200) {
+        throw errorFromAgent(response.statusCode ?? 0, await readAll(response).catch(() => ""));
+      }
+      try {
+        for await (const event of parseSse(response as AsyncIterable<Buffer>)) {
+          if (event.event === "step") {
+            yield { type: "step", step: parseJson(event.data, stepSchema) };
+          } else if (event.event === "delta") {
+            const { text } = parseJson(event.data, z.object({ text: z.string() }));
+            yield { type: "delta", text };
+          } else if (event.event === "final") {
+            yield { type: "final", result: parseJson(event.data, resultSchema) };
+            return;
+          } else if (event.event === "error") {
+            throw errorFromAgent(500, event.data);
+          }
+        }
+      } catch (error) {
+        throw error instanceof AppError ? error : transportError(error, signal, timeoutMs);
+      } finally {
+        response.destroy();
+      }
+      throw new AppError("upstream:agent", "The agent's stream ended without an answer.");
+    },
+
+    models({ timeoutMs: limit = 5_000 } = {}) {
+      return getJson("/models", modelsSchema, limit);
+    },
+  };
+}
+
+function parseJson<T>(text: string, schema: z.ZodType<T>): T {
+  try {
+    return schema.parse(JSON.parse(text));
+  } catch (error) {
+    throw new AppError("upstream:agent", "The agent sent a reply the gateway does not understand.", { cause: error });
+  }
+}
+
+let shared: AgentClient | undefined;
+
+/** The client configured from the environment (AGENT_URL, AGENT_API_KEY). */
+export function agentClient(): AgentClient {
+  shared ??= createAgentClient({ baseUrl: getEnv().agentUrl, apiKey: agentApiKey() });
+  return shared;
+}
+
+/** Same, but reads the configuration on first call: a bad AGENT_API_KEY fails the turn, not its storage. */
+export const defaultAgent: AgentClient = {
+  run: (request) => agentClient().run(request),
+  stream: (request) => agentClient().stream(request),
+  models: (options) => agentClient().models(options),
+};

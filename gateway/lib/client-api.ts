@@ -1,0 +1,134 @@
+// Browser-side calls to the gateway's API. Shapes mirror the route handlers.
+import { parseSse } from "./sse";
+
+export type ChannelName = "webchat" | "whatsapp" | "nextcloud";
+
+export interface ConversationSummary {
+  id: string;
+  channel: ChannelName;
+  channelId: string;
+  title: string | null;
+  model: string;
+  updatedAt: string;
+}
+
+export interface ChatMessage {
+  id: string;
+  role: "user" | "assistant";
+  content: string;
+  model: string | null;
+  createdAt: string;
+  turnState: "received" | "answered" | "delivered" | "failed" | null;
+  turnError: string | null;
+}
+
+export interface StepInfo {
+  step: number;
+  tool_calls: { name: string; arguments: unknown }[];
+  observation?: string | null;
+  error?: string | null;
+}
+
+export interface ModelsInfo {
+  categories: Record<string, { model: string | null; available: boolean; provider: string }>;
+  installed: string[];
+}
+
+export interface HealthInfo {
+  status: "ok" | "degraded" | "down";
+  db: string;
+  agent: string;
+  ollama: string;
+  searxng: string;
+  latency_ms: Record<string, number>;
+}
+
+export interface Persona {
+  persona_name: string;
+  persona_lang: string;
+  system_prompt: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const response = await fetch(path, {
+    ...init,
+    headers: { "content-type": "application/json", ...init.headers },
+    credentials: "same-origin",
+  });
+  if (!response.ok) {
+    const body = (await response.json().catch(() => ({}))) as { error?: string };
+    throw new ApiError(body.error ?? `Request failed (${response.status})`, response.status);
+  }
+  return (response.status === 204 ? undefined : await response.json()) as T;
+}
+
+export const api = {
+  login: (token: string) => call<{ ok: true }>("/api/auth/login", { method: "POST", body: JSON.stringify({ token }) }),
+  logout: () => call<{ ok: true }>("/api/auth/logout", { method: "POST", body: "{}" }),
+  conversations: () => call<{ conversations: ConversationSummary[] }>("/api/conversations"),
+  messages: (id: string) =>
+    call<{ conversation: ConversationSummary; messages: ChatMessage[] }>(`/api/conversations/${encodeURIComponent(id)}/messages`),
+  deleteConversation: (id: string) => call<void>(`/api/conversations/${encodeURIComponent(id)}`, { method: "DELETE" }),
+  models: () => call<ModelsInfo>("/api/models"),
+  settings: () => call<Persona>("/api/settings"),
+  saveSettings: (persona: Persona) => call<Persona>("/api/settings", { method: "PUT", body: JSON.stringify(persona) }),
+  health: async (): Promise<HealthInfo | null> => {
+    const response = await fetch("/api/health", { cache: "no-store" }).catch(() => null);
+    return response ? ((await response.json().catch(() => null)) as HealthInfo | null) : null;
+  },
+};
+
+export type ChatStreamEvent =
+  | { type: "start"; conversationId: string }
+  | { type: "step"; step: StepInfo }
+  | { type: "delta"; text: string }
+  | { type: "final"; conversationId: string; response: string; model: string }
+  | { type: "error"; error: string };
+
+/** Posts a message and reports the turn's events as they arrive. */
+export async function sendChat(
+  body: { message: string; conversationId?: string; model?: string },
+  onEvent: (event: ChatStreamEvent) => void,
+): Promise<void> {
+  const response = await fetch("/api/chat", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  if (!response.ok || !response.body) {
+    const error = (await response.json().catch(() => ({}))) as { error?: string };
+    throw new ApiError(error.error ?? `Request failed (${response.status})`, response.status);
+  }
+  const reader = response.body.getReader();
+  async function* chunks() {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  }
+  for await (const { event, data } of parseSse(chunks())) {
+    const payload = JSON.parse(data) as Record<string, unknown>;
+    if (event === "start") onEvent({ type: "start", conversationId: String(payload.conversationId) });
+    else if (event === "step") onEvent({ type: "step", step: payload as unknown as StepInfo });
+    else if (event === "delta") onEvent({ type: "delta", text: String(payload.text ?? "") });
+    else if (event === "final")
+      onEvent({
+        type: "final",
+        conversationId: String(payload.conversationId),
+        response: String(payload.response),
+        model: String(payload.model),
+      });
+    else if (event === "error") onEvent({ type: "error", error: String(payload.error ?? "The turn failed.") });
+  }
+}

@@ -1,0 +1,25 @@
+// Runs tasks one at a time per key, in the order they were submitted. Keys are
+// independent: turns of different conversations proceed in parallel.
+
+export function createKeyedQueue() {
+  const tails = new Map<string, Promise<unknown>>();
+
+  return {
+    run<T>(key: string, task: () => Promise<T>): Promise<T> {
+      const previous = tails.get(key) ?? Promise.resolve();
+      const result = previous.then(task, task);
+      const tail = result.then(
+        () => undefined,
+        () => undefined,
+      );
+      tails.set(key, tail);
+      void tail.then(() => {
+        if (tails.get(key) === tail) tails.delete(key);
+      });
+      return result;
+    },
+    get size(): number {
+      return tails.size;
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { EnvError, parseEnv, requireSecret, agentApiKey } from "../lib/env";
+import { mergedEnv, resolveDatabaseUrl } from "../lib/env-file";
+import { AppError } from "../lib/errors";
+
+const longSecret = "x".repeat(32);
+
+describe("parseEnv", () => {
+  it("fills defaults for a bare environment", () => {
+    const env = parseEnv({});
+    expect(env.gatewayPort).toBe(3000);
+    expect(env.agentUrl).toBe("http://127.0.0.1:8000");
+    expect(env.ollamaBaseUrl).toBe("http://127.0.0.1:11434");
+    expect(env.searxngUrl).toBe("http://127.0.0.1:8888");
+    expect(env.databaseUrl).toBe(`file:${path.resolve("data/my-claw.db")}`);
+    expect(env.secrets.WEBCHAT_TOKEN).toEqual({ status: "unset" });
+  });
+
+  it("rejects a port that is not a number and names the variable, not the value", () => {
+    expect(() => parseEnv({ GATEWAY_PORT: "eighty" })).toThrow(EnvError);
+    try {
+      parseEnv({ GATEWAY_PORT: "eighty", AGENT_URL: "ftp://secret-host" });
+    } catch (error) {
+      const message = (error as Error).message;
+      expect(message).toContain("GATEWAY_PORT");
+      expect(message).toContain("AGENT_URL");
+      expect(message).not.toContain("secret-host");
+    }
+  });
+
+  it("strips trailing slashes from service URLs", () => {
+    expect(parseEnv({ AGENT_URL: "http://127.0.0.1:9000/" }).agentUrl).toBe("http://127.0.0.1:9000");
+  });
+
+  it("refuses a non-file DATABASE_URL", () => {
+    expect(() => parseEnv({ DATABASE_URL: "postgres://x" })).toThrow(/DATABASE_URL/);
+  });
+
+  it("resolves a relative SQLite path against the gateway directory", () => {
+    expect(resolveDatabaseUrl("file:./data/x.db")).toBe(`file:${path.resolve("data/x.db")}`);
+    expect(resolveDatabaseUrl("file:/tmp/x.db")).toBe("file:/tmp/x.db");
+  });
+});
+
+describe("secrets", () => {
+  it("refuses short secrets for the feature that needs them only", () => {
+    const env = parseEnv({ WEBCHAT_TOKEN: "short", CRON_SECRET: longSecret });
+    expect(env.secrets.WEBCHAT_TOKEN).toEqual({ status: "too_short", length: 5 });
+    expect(() => requireSecret("WEBCHAT_TOKEN", env)).toThrow(/WEBCHAT_TOKEN is shorter than 32/);
+    expect(requireSecret("CRON_SECRET", env)).toBe(longSecret);
+  });
+
+  it("reports a missing secret as a 503 that says how to fix it", () => {
+    try {
+      requireSecret("WEBCHAT_TOKEN", parseEnv({}));
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(AppError);
+      expect((error as AppError).status).toBe(503);
+      expect((error as AppError).message).toContain("openssl rand -hex 32");
+    }
+  });
+
+  it("lets AGENT_API_KEY be unset but never short", () => {
+    expect(agentApiKey(parseEnv({}))).toBeUndefined();
+    expect(agentApiKey(parseEnv({ AGENT_API_KEY: longSecret }))).toBe(longSecret);
+    expect(() => agentApiKey(parseEnv({ AGENT_API_KEY: "abc" }))).toThrow(/AGENT_API_KEY/);
+  });
+});
+
+describe("mergedEnv", () => {
+  const root = mkdtempSync(path.join(tmpdir(), "my-claw-env-"));
+  writeFileSync(path.join(root, ".env"), "A=from-env\nB=from-env\nC=from-env\nE=\n");
+  writeFileSync(path.join(root, ".env.local"), 'B=from-local\nC="from-local"\nD=\n');
+
+  it("lets the process win over .env.local, which wins over .env", () => {
+    const env = mergedEnv({ C: "from-process" }, root);
+    expect(env).toMatchObject({ A: "from-env", B: "from-local", C: "from-process" });
+  });
+
+  it("treats an empty variable as unset wherever it is", () => {
+    const env = mergedEnv({ B: "" }, root);
+    expect(env.B).toBe("from-local");
+    expect(env).not.toHaveProperty("D");
+    expect(env).not.toHaveProperty("E");
+  });
+});
+
+describe("LOG_LEVEL", () => {
+  it("accepts the agent's Python spellings", () => {
+    expect(parseEnv({ LOG_LEVEL: "INFO" }).logLevel).toBe("info");
+    expect(parseEnv({ LOG_LEVEL: "WARNING" }).logLevel).toBe("warn");
+    expect(() => parseEnv({ LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL/);
+  });
+});

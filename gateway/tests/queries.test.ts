@@ -1,0 +1,153 @@
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { getEnv } from "../lib/env";
+import { databasePath } from "../lib/env-file";
+import { diffMigrationsToSchema, migrationsDir } from "../lib/migrations";
+import {
+  addMessage,
+  deleteConversationById,
+  getConversationById,
+  getHistory,
+  getOrCreateConversation,
+  getSettings,
+  listConversations,
+  listMessagesByConversation,
+  markTurnFailed,
+  recordInboundTurn,
+  saveSettings,
+  saveTurnAnswer,
+} from "../lib/queries";
+
+let counter = 0;
+const uniqueId = (prefix: string) => `${prefix}-${++counter}-${Math.random().toString(36).slice(2)}`;
+
+describe("migrations", () => {
+  it("match schema.prisma exactly", async () => {
+    expect(await diffMigrationsToSchema()).toBe("");
+  });
+
+  it("are recorded in _prisma_migrations as Prisma does", () => {
+    const sqlite = new Database(databasePath(getEnv().databaseUrl), { readonly: true });
+    const rows = sqlite
+      .prepare("SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name")
+      .all() as { migration_name: string; checksum: string; finished_at: string | null; applied_steps_count: number }[];
+    sqlite.close();
+    const folders = readdirSync(migrationsDir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    expect(rows.map((r) => r.migration_name)).toEqual(folders);
+    for (const row of rows) {
+      const sql = readFileSync(path.join(migrationsDir, row.migration_name, "migration.sql"));
+      expect(row.checksum).toBe(createHash("sha256").update(sql).digest("hex"));
+      expect(row.finished_at).not.toBeNull();
+      expect(row.applied_steps_count).toBe(1);
+    }
+  });
+
+  it("leave the database in WAL mode", () => {
+    const sqlite = new Database(databasePath(getEnv().databaseUrl), { readonly: true });
+    expect(sqlite.pragma("journal_mode", { simple: true })).toBe("wal");
+    sqlite.close();
+  });
+});
+
+describe("conversations and messages", () => {
+  it("finds the same conversation for the same channel thread", async () => {
+    const channelId = uniqueId("phone");
+    const first = await getOrCreateConversation({ channel: "whatsapp", channelId, title: "Hello there" });
+    const again = await getOrCreateConversation({ channel: "whatsapp", channelId });
+    expect(again.id).toBe(first.id);
+    expect(first.model).toBe("smart");
+    expect(first.title).toBe("Hello there");
+    const other = await getOrCreateConversation({ channel: "nextcloud", channelId });
+    expect(other.id).not.toBe(first.id);
+  });
+
+  it("returns the last 20 messages of a conversation, oldest first", async () => {
+    const conversation = await getOrCreateConversation({ channel: "webchat", channelId: uniqueId("thread") });
+    for (let i = 0; i < 25; i++) {
+      await addMessage({ conversationId: conversation.id, role: i % 2 ? "assistant" : "user", content: `m${i}` });
+    }
+    const history = await getHistory({ conversationId: conversation.id });
+    expect(history).toHaveLength(20);
+    expect(history[0]).toEqual({ role: "assistant", content: "m5" });
+    expect(history.at(-1)).toEqual({ role: "user", content: "m24" });
+    expect(await getHistory({ conversationId: conversation.id, limit: 3 })).toEqual([
+      { role: "user", content: "m22" },
+      { role: "assistant", content: "m23" },
+      { role: "user", content: "m24" },
+    ]);
+  });
+
+  it("leaves unprocessed user messages out of the history", async () => {
+    const channelId = uniqueId("thread");
+    const first = await recordInboundTurn({ channel: "webchat", channelId, externalId: uniqueId("x"), text: "first" });
+    await saveTurnAnswer({ turnId: first.turn.id, content: "answer one", model: "qwen3:8b" });
+    const second = await recordInboundTurn({ channel: "webchat", channelId, externalId: uniqueId("x"), text: "second" });
+    await recordInboundTurn({ channel: "webchat", channelId, externalId: uniqueId("x"), text: "third" });
+    const history = await getHistory({ conversationId: second.turn.conversationId });
+    expect(history.map((m) => m.content)).toEqual(["first", "answer one"]);
+    await markTurnFailed({ id: second.turn.id, error: "unavailable:agent: down" });
+    expect((await getHistory({ conversationId: second.turn.conversationId })).map((m) => m.content)).toEqual([
+      "first",
+      "answer one",
+      "second",
+    ]);
+  });
+
+  it("lists every channel's conversations, most recent first", async () => {
+    const a = await getOrCreateConversation({ channel: "whatsapp", channelId: uniqueId("p") });
+    const b = await getOrCreateConversation({ channel: "nextcloud", channelId: uniqueId("room") });
+    await recordInboundTurn({ channel: "whatsapp", channelId: a.channelId, externalId: uniqueId("w"), text: "bump" });
+    const list = await listConversations();
+    const ids = list.map((c) => c.id);
+    expect(ids.indexOf(a.id)).toBeLessThan(ids.indexOf(b.id));
+    expect(list.find((c) => c.id === b.id)?.channel).toBe("nextcloud");
+  });
+
+  it("deletes a conversation with its messages and turns", async () => {
+    const { turn } = await recordInboundTurn({ channel: "webchat", channelId: uniqueId("t"), externalId: uniqueId("x"), text: "bye" });
+    expect(await deleteConversationById({ id: turn.conversationId })).toBe(true);
+    expect(await getConversationById({ id: turn.conversationId })).toBeNull();
+    expect(await listMessagesByConversation({ conversationId: turn.conversationId })).toEqual([]);
+    expect(await deleteConversationById({ id: turn.conversationId })).toBe(false);
+  });
+});
+
+describe("turns", () => {
+  it("stores an inbound message once per channel and external id", async () => {
+    const channelId = uniqueId("phone");
+    const externalId = `wamid.${uniqueId("HBg")}==`;
+    const first = await recordInboundTurn({ channel: "whatsapp", channelId, externalId, text: "hi" });
+    const again = await recordInboundTurn({ channel: "whatsapp", channelId, externalId, text: "hi" });
+    expect(first.isDuplicate).toBe(false);
+    expect(again).toMatchObject({ isDuplicate: true, turn: { id: first.turn.id } });
+    const elsewhere = await recordInboundTurn({ channel: "nextcloud", channelId, externalId, text: "hi" });
+    expect(elsewhere.isDuplicate).toBe(false);
+    const messages = await listMessagesByConversation({ conversationId: first.turn.conversationId });
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatchObject({ role: "user", content: "hi", turnState: "received" });
+  });
+
+  it("records the answer and the turn state together", async () => {
+    const { turn } = await recordInboundTurn({ channel: "webchat", channelId: uniqueId("t"), externalId: uniqueId("x"), text: "q", model: "fast" });
+    expect(turn.model).toBe("fast");
+    const answered = await saveTurnAnswer({ turnId: turn.id, content: "a", model: "qwen3:4b" });
+    expect(answered.state).toBe("answered");
+    const messages = await listMessagesByConversation({ conversationId: turn.conversationId });
+    expect(messages.map((m) => [m.role, m.content, m.model])).toEqual([
+      ["user", "q", null],
+      ["assistant", "a", "qwen3:4b"],
+    ]);
+    expect((await getConversationById({ id: turn.conversationId }))?.model).toBe("fast");
+  });
+});
+
+describe("settings", () => {
+  it("round-trips key/value pairs", async () => {
+    await saveSettings({ values: { persona_name: "Nova", persona_lang: "en" } });
+    await saveSettings({ values: { persona_name: "Nova II" } });
+    expect(await getSettings()).toMatchObject({ persona_name: "Nova II", persona_lang: "en" });
+  });
+});

@@ -1,0 +1,156 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+// A local stand-in for the Python agent that speaks its HTTP contract:
+// POST /run, POST /run/stream (named SSE events as FastAPI writes them),
+// GET /models, GET /health. It records every request it receives.
+
+export interface RunBody {
+  message: string;
+  history: { role: "user" | "assistant"; content: string }[];
+  model: string;
+  system_prompt?: string;
+}
+
+export interface FakeReply {
+  /** Wait before answering (before the first event when streaming). */
+  delayMs?: number;
+  /** Answer with this HTTP status and JSON error instead of a result. */
+  status?: number;
+  error?: { error: string; code: string };
+  /** Send an `error` event in the stream after the steps. */
+  streamError?: { error: string; code: string };
+  /** Never answer. */
+  hang?: boolean;
+  response?: string;
+  model?: string;
+  deltas?: string[];
+  steps?: number;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body?: RunBody;
+  receivedAt: number;
+}
+
+export interface FakeAgent {
+  url: string;
+  requests: RecordedRequest[];
+  runs(): RunBody[];
+  maxConcurrentRuns: number;
+  reply: (body: RunBody) => FakeReply;
+  close(): Promise<void>;
+}
+
+const categories = {
+  fast: { model: "qwen3:4b", available: true, provider: "ollama" },
+  smart: { model: "qwen3:8b", available: true, provider: "ollama" },
+  main: { model: null, available: false, provider: "ollama" },
+  vision: { model: null, available: false, provider: "ollama" },
+  code: { model: null, available: false, provider: "zai" },
+  reason: { model: null, available: false, provider: "zai" },
+};
+
+const modelByCategory: Record<string, string> = { fast: "qwen3:4b", smart: "qwen3:8b" };
+
+function result(body: RunBody, reply: FakeReply) {
+  return {
+    response: reply.response ?? `Echo: ${body.message}`,
+    model: reply.model ?? modelByCategory[body.model] ?? body.model,
+    steps: reply.steps ?? 1,
+    duration_ms: reply.delayMs ?? 0,
+    usage: { input_tokens: 10, output_tokens: 5 },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function startFakeAgent(options: { apiKey?: string } = {}): Promise<FakeAgent> {
+  const requests: RecordedRequest[] = [];
+  let active = 0;
+  const hanging = new Set<http.ServerResponse>();
+
+  const fake: FakeAgent = {
+    url: "",
+    requests,
+    runs: () => requests.filter((r) => r.body).map((r) => r.body as RunBody),
+    maxConcurrentRuns: 0,
+    reply: () => ({}),
+    close: async () => {
+      for (const res of hanging) res.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks).toString("utf8");
+    const record: RecordedRequest = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, receivedAt: Date.now() };
+    requests.push(record);
+
+    if (req.url === "/health") {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "ok", ollama: "ok", models: 2 }));
+      return;
+    }
+    if (options.apiKey && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+      res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: "bad key", code: "unauthorized" }));
+      return;
+    }
+    if (req.url === "/models" && req.method === "GET") {
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ categories, installed: ["qwen3:4b", "qwen3:8b"] }));
+      return;
+    }
+    if ((req.url === "/run" || req.url === "/run/stream") && req.method === "POST") {
+      const body = JSON.parse(raw) as RunBody;
+      record.body = body;
+      const reply = fake.reply(body);
+      active += 1;
+      fake.maxConcurrentRuns = Math.max(fake.maxConcurrentRuns, active);
+      try {
+        if (reply.hang) {
+          hanging.add(res);
+          await new Promise((resolve) => res.once("close", resolve));
+          return;
+        }
+        if (reply.status && reply.status !== 200) {
+          if (reply.delayMs) await sleep(reply.delayMs);
+          res.writeHead(reply.status, { "content-type": "application/json" }).end(JSON.stringify(reply.error ?? {}));
+          return;
+        }
+        if (req.url === "/run") {
+          if (reply.delayMs) await sleep(reply.delayMs);
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(result(body, reply)));
+          return;
+        }
+        res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+        const send = (event: string, data: unknown) => res.write(`event: ${event}\r\ndata: ${JSON.stringify(data)}\r\n\r\n`);
+        send("step", { step: 1, tool_calls: [{ name: "web_search", arguments: { query: "x" } }], observation: null, error: null });
+        if (reply.delayMs) await sleep(reply.delayMs);
+        if (reply.streamError) {
+          send("error", reply.streamError);
+          res.end();
+          return;
+        }
+        const final = result(body, reply);
+        for (const text of reply.deltas ?? [final.response]) send("delta", { text });
+        send("final", final);
+        res.end();
+      } finally {
+        active -= 1;
+      }
+      return;
+    }
+    res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "not found", code: "not_found" }));
+  });
+
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return fake;
+}
