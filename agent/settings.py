@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -152,6 +153,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def env_files() -> tuple[Path, Path]:
+    """`.env` then `.env.local` (which wins) from the repository root, or from MY_CLAW_ENV_DIR (the tests' empty one)."""
+    folder = Path(os.environ["MY_CLAW_ENV_DIR"]) if os.environ.get("MY_CLAW_ENV_DIR") else REPO_ROOT
+    return folder / ".env", folder / ".env.local"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(_env_file=env_files())  # type: ignore[call-arg]

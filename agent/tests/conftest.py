@@ -61,7 +61,9 @@ def service_env(tmp: Path, **overrides: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("AGENT_", "OLLAMA_", "ZAI_", "SEARXNG_", "FILES_", "MODELS_"))
     }
+    (tmp / "no-env-files").mkdir(exist_ok=True)
     env.update(
+        MY_CLAW_ENV_DIR=str(tmp / "no-env-files"),
         AGENT_HOST="127.0.0.1",
         AGENT_API_KEY="",
         ZAI_API_KEY="",

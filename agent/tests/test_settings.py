@@ -78,3 +78,17 @@ def test_every_setting_is_documented_in_env_example() -> None:
     documented = {line.split("=", 1)[0] for line in example.splitlines() if "=" in line and not line.startswith("#")}
     expected = {name.upper() for name in Settings.model_fields}
     assert expected <= documented, f"missing from .env.example: {sorted(expected - documented)}"
+
+
+def test_env_files_come_from_my_claw_env_dir_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENT_PORT", raising=False)
+    (tmp_path / ".env.local").write_text("AGENT_PORT=8765\n")
+    monkeypatch.setenv("MY_CLAW_ENV_DIR", str(tmp_path))
+    settings_module.get_settings.cache_clear()
+    try:
+        assert settings_module.env_files() == (tmp_path / ".env", tmp_path / ".env.local")
+        assert settings_module.get_settings().agent_port == 8765
+    finally:
+        settings_module.get_settings.cache_clear()
+    monkeypatch.delenv("MY_CLAW_ENV_DIR")
+    assert settings_module.env_files()[1] == REPO_ROOT / ".env.local"

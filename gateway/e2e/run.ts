@@ -149,7 +149,7 @@ async function main() {
     await page.waitForFunction(() => document.querySelectorAll("[data-testid=conversation-list] li").length === 1);
     check(true, "a conversation can be deleted from the list");
     await page.screenshot({ path: path.join(resultsDir, "chat-desktop.png"), fullPage: true });
-    process.stdout.write(`e2e passed: ${checks} checks\n`);
+    process.stdout.write(`e2e: ${checks} passed, 0 failed\n`);
   } catch (error) {
     await page.screenshot({ path: path.join(resultsDir, "failure.png"), fullPage: true }).catch(() => undefined);
     process.stderr.write(`e2e failed: ${error instanceof Error ? error.message : String(error)}\n`);

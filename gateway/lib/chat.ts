@@ -16,7 +16,11 @@ export const modelSchema = z
   .regex(/^[A-Za-z0-9][\w.:/-]{0,99}$/, "use a category (fast, smart, main, vision, code, reason) or an Ollama model id");
 
 export const chatSchema = z.object({
-  message: z.string().refine((text) => text.trim().length > 0, "must not be empty"),
+  // The agent takes at most 32 000 characters; refusing more here keeps a doomed turn out of the history.
+  message: z
+    .string()
+    .max(32_000, "must be at most 32000 characters")
+    .refine((text) => text.trim().length > 0, "must not be empty"),
   conversationId: z.string().max(64).optional(),
   model: modelSchema.optional(),
 });

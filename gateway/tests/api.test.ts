@@ -189,6 +189,7 @@ describe("bad input", () => {
     ["invalid UTF-8", post("/api/chat", new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d])), 400, /UTF-8/],
     ["wrong types", post("/api/chat", { message: 42 }), 400, /message/],
     ["an empty message", post("/api/chat", { message: "   " }), 400, /message: must not be empty/],
+    ["a message over 32000 characters", post("/api/chat", { message: "x".repeat(32_001) }), 400, /message: must be at most 32000/],
     ["a bad model id", post("/api/chat", { message: "x", model: "../../etc" }), 400, /model/],
     ["a body that is not an object", post("/api/chat", "[1,2]"), 400, /Invalid request/],
     ["a form body", post("/api/chat", "message=x", { ...bearer, "content-type": "application/x-www-form-urlencoded" }), 400, /JSON/],
