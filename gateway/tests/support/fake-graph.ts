@@ -1,0 +1,168 @@
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+// A local stand-in for Meta's Graph API as the WhatsApp Cloud API uses it:
+// POST /{phone-number-id}/messages (text and read receipts), GET /{media-id}
+// and the media URL it hands out. It checks each request as Graph does (bearer
+// token, JSON body, 4096-character text), answers Graph's error JSON, can be
+// scripted to fail, and records everything.
+
+export interface GraphFailure {
+  status?: number;
+  code: number;
+  message?: string;
+}
+
+export interface GraphRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body?: unknown;
+}
+
+export interface SentText {
+  to: string;
+  body: string;
+  replyTo?: string;
+}
+
+export interface FakeGraph {
+  url: string;
+  requests: GraphRequest[];
+  /** Text messages Graph accepted, in order. */
+  sent: SentText[];
+  /** Read receipts accepted: the wamids. */
+  reads: string[];
+  /** Answers for the next text sends, one per request; null lets that one through. */
+  failNext(...failures: (GraphFailure | null)[]): void;
+  /** Media by id; `fileSize: null` leaves file_size out of the lookup's answer. */
+  media: Map<string, { bytes: Uint8Array; mimeType: string; fileSize?: number | null }>;
+  close(): Promise<void>;
+}
+
+const MAX_TEXT = 4096;
+
+function graphError(code: number, message: string, type = "OAuthException") {
+  return {
+    error: {
+      message,
+      type,
+      code,
+      error_data: { messaging_product: "whatsapp", details: message },
+      fbtrace_id: randomBytes(9).toString("base64url"),
+    },
+  };
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+export async function startFakeGraph(options: { accessToken: string; phoneNumberId: string }): Promise<FakeGraph> {
+  const failures: (GraphFailure | null)[] = [];
+  const fake: FakeGraph = {
+    url: "",
+    requests: [],
+    sent: [],
+    reads: [],
+    failNext: (...more) => void failures.push(...more),
+    media: new Map(),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks).toString("utf8");
+    const path = new URL(req.url ?? "/", "http://graph").pathname;
+    const record: GraphRequest = { method: req.method ?? "", path, headers: req.headers };
+    fake.requests.push(record);
+    const json = (status: number, body: unknown) =>
+      res.writeHead(status, { "content-type": "application/json; charset=UTF-8" }).end(JSON.stringify(body));
+    const invalid = (message: string) => json(400, graphError(100, message));
+
+    if (req.headers.authorization !== `Bearer ${options.accessToken}`) {
+      json(401, graphError(190, "Invalid OAuth access token - Cannot parse access token"));
+      return;
+    }
+
+    const mediaBytes = /^\/media-download\/([\w.-]+)$/.exec(path);
+    if (req.method === "GET" && mediaBytes?.[1]) {
+      const media = fake.media.get(mediaBytes[1]);
+      if (!media) return void res.writeHead(404).end();
+      res.writeHead(200, { "content-type": media.mimeType, "content-length": String(media.bytes.byteLength) });
+      res.end(media.bytes);
+      return;
+    }
+
+    const mediaInfo = /^\/([\w.-]+)$/.exec(path);
+    if (req.method === "GET" && mediaInfo?.[1]) {
+      const media = fake.media.get(mediaInfo[1]);
+      if (!media) return invalid(`Unsupported get request. Object with ID '${mediaInfo[1]}' does not exist.`);
+      json(200, {
+        url: `${fake.url}/media-download/${mediaInfo[1]}`,
+        mime_type: media.mimeType,
+        sha256: "0f4a4a1c4f4e0a1b6f1c1b6f1c1b6f1c1b6f1c1b6f1c1b6f1c1b6f1c1b6f1c1b",
+        ...(media.fileSize === null ? {} : { file_size: media.fileSize ?? media.bytes.byteLength }),
+        id: mediaInfo[1],
+        messaging_product: "whatsapp",
+      });
+      return;
+    }
+
+    if (req.method !== "POST" || path !== `/${options.phoneNumberId}/messages`) {
+      return invalid("Unsupported post request.");
+    }
+    if (!String(req.headers["content-type"]).startsWith("application/json")) return invalid("Invalid parameter");
+    let body: unknown;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      return invalid("Invalid parameter");
+    }
+    record.body = body;
+    if (!isRecord(body) || body.messaging_product !== "whatsapp") {
+      return invalid("(#100) The parameter messaging_product is required.");
+    }
+
+    if (body.status === "read") {
+      if (typeof body.message_id !== "string") return invalid("(#100) The parameter message_id is required.");
+      if (body.typing_indicator !== undefined && !(isRecord(body.typing_indicator) && body.typing_indicator.type === "text")) {
+        return invalid("(#100) Invalid parameter typing_indicator");
+      }
+      fake.reads.push(body.message_id);
+      return json(200, { success: true });
+    }
+
+    const text = isRecord(body.text) ? body.text : undefined;
+    if (body.type !== "text" || typeof text?.body !== "string" || !text.body) {
+      return invalid("(#100) The parameter text['body'] is required.");
+    }
+    if (typeof body.to !== "string" || !/^\d+$/.test(body.to)) return invalid("(#100) Invalid parameter to");
+    if (body.recipient_type !== undefined && body.recipient_type !== "individual") return invalid("(#100) Invalid parameter");
+    if (text.body.length > MAX_TEXT) {
+      return invalid(`(#100) Param text['body'] must be at most ${MAX_TEXT} characters long.`);
+    }
+    const context = isRecord(body.context) ? body.context : undefined;
+    if (body.context !== undefined && typeof context?.message_id !== "string") return invalid("(#100) Invalid parameter context");
+
+    const failure = failures.shift();
+    if (failure) {
+      json(failure.status ?? 400, graphError(failure.code, failure.message ?? `(#${failure.code}) scripted failure`));
+      return;
+    }
+    fake.sent.push({ to: body.to, body: text.body, ...(context ? { replyTo: context.message_id as string } : {}) });
+    json(200, {
+      messaging_product: "whatsapp",
+      contacts: [{ input: body.to, wa_id: body.to }],
+      messages: [{ id: `wamid.${randomBytes(24).toString("base64")}` }],
+    });
+  });
+
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return fake;
+}
