@@ -12,6 +12,18 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench" / "results"
 REPORT = RESULTS_DIR.parent / "REPORT.md"
 
 
+def flatten(figures: dict[str, object], prefix: str = "") -> dict[str, object]:
+    """Nested figures as dotted keys (turns.overhead_ms.p50), so each is one row of the table."""
+    rows: dict[str, object] = {}
+    for key, value in figures.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.update(flatten(value, f"{name}."))
+        else:
+            rows[name] = value
+    return rows
+
+
 def render() -> str:
     lines = [
         "# Benchmark report",
@@ -23,7 +35,7 @@ def render() -> str:
     for path in sorted(RESULTS_DIR.glob("*.json")):
         figures = json.loads(path.read_text())
         lines += ["", f"## {path.stem}", "", "| figure | value |", "| --- | --- |"]
-        lines += [f"| {key} | {value} |" for key, value in figures.items()]
+        lines += [f"| {key} | {value} |" for key, value in flatten(figures).items()]
     return "\n".join(lines) + "\n"
 
 
