@@ -1,7 +1,7 @@
 # my-claw: every target installs what it needs first and is safe to run again.
 SHELL := bash
 .DEFAULT_GOAL := help
-.PHONY: help up agent gradio gateway test test-agent test-gateway bench system-deps agent-deps gateway-deps
+.PHONY: help up agent gradio gateway test test-agent test-gateway bench cron-install system-deps agent-deps gateway-deps
 
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 AGENT_STAMP := agent/.venv/.synced
@@ -52,6 +52,9 @@ test-agent: agent-deps
 test-gateway: gateway-deps agent-deps
 	cd gateway && npm run --silent typecheck && npm run --silent lint && npm test
 	cd gateway && UV=$(UV) npm run --silent e2e
+
+cron-install: ## Add the every-minute /api/cron line to your crontab (replacing an older one)
+	bash scripts/cron-install.sh
 
 bench: agent-deps gateway-deps ## Run the benchmarks and write bench/REPORT.md
 	cd agent && $(UV) run --no-sync python -m bench.bench_agent
