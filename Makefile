@@ -1,7 +1,7 @@
 # my-claw: every target installs what it needs first and is safe to run again.
 SHELL := bash
 .DEFAULT_GOAL := help
-.PHONY: help up agent gradio gateway test test-agent test-gateway bench cron-install system-deps agent-deps gateway-deps
+.PHONY: help up dev agent gradio gateway test test-agent test-gateway bench cron-install system-deps agent-deps gateway-deps
 
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 AGENT_STAMP := agent/.venv/.synced
@@ -33,6 +33,11 @@ up: agent-deps gateway-deps ## Run the whole assistant in the foreground (Ctrl-C
 	bash scripts/env-init.sh
 	cd gateway && npm run --silent db:migrate && npm run --silent build:if-stale
 	UV=$(UV) bash scripts/up.sh
+
+dev: agent-deps gateway-deps ## Like up, with hot reload of the gateway and the agent
+	bash scripts/env-init.sh
+	cd gateway && npm run --silent db:migrate
+	UV=$(UV) bash scripts/up.sh dev
 
 agent: agent-deps ## Run the agent service in the foreground (AGENT_HOST:AGENT_PORT, default 127.0.0.1:8000)
 	cd agent && exec $(UV) run --no-sync python main.py
