@@ -17,6 +17,8 @@ export interface AgentRequest {
   history: HistoryEntry[];
   model: string;
   systemPrompt?: string;
+  /** Plain base64 (no data: prefix), at most 10 MB each decoded. */
+  images?: string[];
 }
 
 const resultSchema = z.object({
@@ -77,6 +79,7 @@ function wireBody(request: AgentRequest): string {
     history: request.history,
     model: request.model,
     ...(request.systemPrompt ? { system_prompt: request.systemPrompt } : {}),
+    ...(request.images?.length ? { images: request.images } : {}),
   });
 }
 

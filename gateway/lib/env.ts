@@ -8,6 +8,10 @@ import { databaseUrl, mergedEnv, resolveDatabaseUrl } from "./env-file";
 // so the rest keeps working and the owner gets a message that says what to fix.
 
 export const MIN_SECRET_LENGTH = 32;
+/** `occ talk:bot:install` refuses shorter secrets. */
+export const MIN_NEXTCLOUD_SECRET_LENGTH = 40;
+// Meta deprecates a Graph version about two years after release; v26.0 is current in 2026.
+export const DEFAULT_WHATSAPP_API_URL = "https://graph.facebook.com/v26.0";
 
 const httpUrl = (fallback: string) =>
   z
@@ -27,6 +31,18 @@ const schema = z.object({
   AGENT_API_KEY: z.string().optional(),
   WEBCHAT_TOKEN: z.string().optional(),
   CRON_SECRET: z.string().optional(),
+  WHATSAPP_VERIFY_TOKEN: z.string().optional(),
+  WHATSAPP_APP_SECRET: z.string().optional(),
+  WHATSAPP_ACCESS_TOKEN: z.string().optional(),
+  WHATSAPP_PHONE_NUMBER_ID: z.string().regex(/^\d+$/, "must be the digits of the phone number id (not the number itself)").optional(),
+  WHATSAPP_API_URL: httpUrl(DEFAULT_WHATSAPP_API_URL),
+  WHATSAPP_ALLOWED_NUMBERS: z.string().optional(),
+  NEXTCLOUD_BASE_URL: z
+    .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+    .transform((url) => url.replace(/\/+$/, ""))
+    .optional(),
+  NEXTCLOUD_BOT_SECRET: z.string().max(128, "must be at most 128 characters (occ's limit)").optional(),
+  NEXTCLOUD_ALLOWED_USERS: z.string().optional(),
   // Shared with the agent, which spells Python's levels (INFO, WARNING).
   LOG_LEVEL: z
     .string()
@@ -35,12 +51,25 @@ const schema = z.object({
     .default("info"),
 });
 
-export type SecretName = "WEBCHAT_TOKEN" | "CRON_SECRET" | "AGENT_API_KEY";
+export type SecretName = "WEBCHAT_TOKEN" | "CRON_SECRET" | "AGENT_API_KEY" | "WHATSAPP_APP_SECRET" | "NEXTCLOUD_BOT_SECRET";
 
 export type Secret =
   | { status: "ok"; value: string }
   | { status: "unset" }
-  | { status: "too_short"; length: number };
+  | { status: "too_short"; length: number; minLength: number };
+
+export interface WhatsAppEnv {
+  verifyToken?: string;
+  accessToken?: string;
+  phoneNumberId?: string;
+  apiUrl: string;
+  allowedNumbers?: string;
+}
+
+export interface NextcloudEnv {
+  baseUrl?: string;
+  allowedUsers?: string;
+}
 
 export interface Env {
   gatewayPort: number;
@@ -50,11 +79,13 @@ export interface Env {
   searxngUrl: string;
   logLevel: string;
   secrets: Record<SecretName, Secret>;
+  whatsapp: WhatsAppEnv;
+  nextcloud: NextcloudEnv;
 }
 
-function secret(value: string | undefined): Secret {
+function secret(value: string | undefined, minLength = MIN_SECRET_LENGTH): Secret {
   if (value === undefined) return { status: "unset" };
-  if (value.length < MIN_SECRET_LENGTH) return { status: "too_short", length: value.length };
+  if (value.length < minLength) return { status: "too_short", length: value.length, minLength };
   return { status: "ok", value };
 }
 
@@ -84,7 +115,18 @@ export function parseEnv(raw: Record<string, string | undefined>): Env {
       WEBCHAT_TOKEN: secret(env.WEBCHAT_TOKEN),
       CRON_SECRET: secret(env.CRON_SECRET),
       AGENT_API_KEY: secret(env.AGENT_API_KEY),
+      // Meta's app secrets are 32 hex characters.
+      WHATSAPP_APP_SECRET: secret(env.WHATSAPP_APP_SECRET),
+      NEXTCLOUD_BOT_SECRET: secret(env.NEXTCLOUD_BOT_SECRET, MIN_NEXTCLOUD_SECRET_LENGTH),
     },
+    whatsapp: {
+      verifyToken: env.WHATSAPP_VERIFY_TOKEN,
+      accessToken: env.WHATSAPP_ACCESS_TOKEN,
+      phoneNumberId: env.WHATSAPP_PHONE_NUMBER_ID,
+      apiUrl: env.WHATSAPP_API_URL,
+      allowedNumbers: env.WHATSAPP_ALLOWED_NUMBERS,
+    },
+    nextcloud: { baseUrl: env.NEXTCLOUD_BASE_URL, allowedUsers: env.NEXTCLOUD_ALLOWED_USERS },
   };
 }
 
@@ -99,16 +141,25 @@ const featureBySecret: Record<SecretName, string> = {
   WEBCHAT_TOKEN: "The webchat",
   CRON_SECRET: "The cron endpoint",
   AGENT_API_KEY: "Calls to the agent",
+  WHATSAPP_APP_SECRET: "WhatsApp",
+  NEXTCLOUD_BOT_SECRET: "Nextcloud Talk",
+};
+
+const advice: Partial<Record<SecretName, string>> = {
+  WHATSAPP_APP_SECRET: "Copy the App Secret from the Meta app's Settings > Basic into .env.local.",
+  NEXTCLOUD_BOT_SECRET:
+    "Generate one with `openssl rand -hex 32`, install the bot with it (occ talk:bot:install) and put it in .env.local.",
 };
 
 /** The secret's value, or an AppError saying which variable to set and how. */
 export function requireSecret(name: SecretName, env: Env = getEnv()): string {
   const value = env.secrets[name];
   if (value.status === "ok") return value.value;
-  const why = value.status === "unset" ? `${name} is not set` : `${name} is shorter than ${MIN_SECRET_LENGTH} characters`;
+  const why = value.status === "unset" ? `${name} is not set` : `${name} is shorter than ${value.minLength} characters`;
+  const fix = advice[name] ?? "Generate one with `openssl rand -hex 32` and put it in .env.local.";
   throw new AppError(
     "unavailable:config",
-    `${featureBySecret[name]} is disabled: ${why}. Generate one with \`openssl rand -hex 32\` and put it in .env.local.`,
+    `${featureBySecret[name]} is disabled: ${why}. ${fix}`,
     { detail: { secret: name, reason: value.status } },
   );
 }

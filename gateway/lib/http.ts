@@ -8,7 +8,11 @@ import { errorMeta, logger } from "./logger";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+/**
+ * The body's bytes as they came, at most `maxBytes` (413 beyond). Webhooks need
+ * them: their signatures cover the raw bytes, not a re-serialisation.
+ */
+export async function readRawBody(request: Request, { maxBytes = MAX_BODY_BYTES } = {}): Promise<Uint8Array> {
   const tooLarge = () =>
     new AppError("payload_too_large:body", `The request body is larger than ${Math.round(maxBytes / 1024)} KB.`, {
       detail: { maxBytes },
@@ -49,19 +53,7 @@ async function readBody(request: Request, maxBytes: number): Promise<Uint8Array>
  * the session cookie's SameSite=Strict already stops cross-site posts.
  */
 export async function readJson<T>(request: Request, schema: z.ZodType<T>, { maxBytes = MAX_BODY_BYTES } = {}): Promise<T> {
-  const bytes = await readBody(request, maxBytes);
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new AppError("bad_request:body", "The request body is not valid UTF-8.");
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new AppError("bad_request:body", "The request body is not valid JSON.");
-  }
+  const value = parseJsonBytes(await readRawBody(request, { maxBytes }));
   const result = schema.safeParse(value);
   if (!result.success) {
     const reasons = result.error.issues
@@ -71,6 +63,21 @@ export async function readJson<T>(request: Request, schema: z.ZodType<T>, { maxB
     throw new AppError("bad_request:body", `Invalid request: ${reasons}.`);
   }
   return result.data;
+}
+
+/** UTF-8 JSON, or a 400 that says which of the two it is not. */
+export function parseJsonBytes(bytes: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new AppError("bad_request:body", "The request body is not valid UTF-8.");
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new AppError("bad_request:body", "The request body is not valid JSON.");
+  }
 }
 
 export function errorResponse(error: unknown): Response {

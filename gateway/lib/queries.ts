@@ -151,10 +151,12 @@ export async function saveSettings({ values }: { values: Record<string, string> 
   );
 }
 
+export type TurnKind = "text" | "image" | "voice";
+
 /**
  * Stores an inbound message durably: its conversation (found or created), the
  * user message and a turn in state "received". A redelivered external id
- * returns the existing turn instead.
+ * returns the existing turn instead, however long afterwards.
  */
 export async function recordInboundTurn({
   channel,
@@ -162,12 +164,21 @@ export async function recordInboundTurn({
   externalId,
   text,
   model,
+  kind = "text",
+  mediaId,
+  mediaType,
+  nextAttemptAt,
 }: {
   channel: ChannelName;
   channelId: string;
   externalId: string;
   text: string;
   model?: string;
+  kind?: TurnKind;
+  mediaId?: string;
+  mediaType?: string;
+  /** When the sweeper may take the turn up if nobody else did. */
+  nextAttemptAt?: Date;
 }) {
   const known = await db().turn.findUnique({ where: { channel_externalId: { channel, externalId } } });
   if (known) return { turn: known, isDuplicate: true };
@@ -188,7 +199,17 @@ export async function recordInboundTurn({
         data: { conversationId: conversation.id, role: "user", content: text },
       });
       const turn = await tx.turn.create({
-        data: { conversationId: conversation.id, channel, externalId, model: chosenModel, userMessageId: message.id },
+        data: {
+          conversationId: conversation.id,
+          channel,
+          externalId,
+          model: chosenModel,
+          userMessageId: message.id,
+          kind,
+          mediaId: mediaId ?? null,
+          mediaType: mediaType ?? null,
+          ...(nextAttemptAt ? { nextAttemptAt } : {}),
+        },
       });
       return { turn, isDuplicate: false };
     });
@@ -205,8 +226,56 @@ export async function getTurnById({ id }: { id: string }) {
   return db().turn.findUnique({ where: { id } });
 }
 
-export async function markTurnAttempt({ id }: { id: string }) {
-  return db().turn.update({ where: { id }, data: { attempts: { increment: 1 } } });
+const pendingStates = ["received", "answered"];
+const claimedTurn = {
+  conversation: { select: { channelId: true } },
+  userMessage: { select: { content: true } },
+  answerMessage: { select: { content: true, model: true } },
+} as const;
+
+/**
+ * Takes a turn for one worker, or returns null when it is finished or another
+ * worker holds it. One conditional UPDATE, so two workers never both win.
+ * Each claim counts as an attempt.
+ */
+export async function claimTurn({ id, workerId, leaseMs, now = new Date() }: { id: string; workerId: string; leaseMs: number; now?: Date }) {
+  const { count } = await db().turn.updateMany({
+    where: { id, state: { in: pendingStates }, OR: [{ claimedUntil: null }, { claimedUntil: { lt: now } }] },
+    data: { claimedBy: workerId, claimedUntil: new Date(now.getTime() + leaseMs), attempts: { increment: 1 } },
+  });
+  if (count === 0) return null;
+  return db().turn.findUnique({ where: { id }, include: claimedTurn });
+}
+export type ClaimedTurn = NonNullable<Awaited<ReturnType<typeof claimTurn>>>;
+
+/** Unfinished, unclaimed turns whose next attempt is due, oldest first. */
+export async function listDueTurns({ now = new Date(), limit = 50 }: { now?: Date; limit?: number } = {}) {
+  return db().turn.findMany({
+    where: {
+      state: { in: pendingStates },
+      nextAttemptAt: { lte: now },
+      OR: [{ claimedUntil: null }, { claimedUntil: { lt: now } }],
+    },
+    orderBy: [{ createdAt: "asc" }, { id: "asc" }],
+    take: limit,
+    select: { id: true, conversationId: true },
+  });
+}
+
+/**
+ * At start-up: claims held by an earlier process (it died with them) are
+ * released, and they and the turns it stored but never started become due now.
+ */
+export async function releaseOrphanedTurns({ workerId, startedAt }: { workerId: string; startedAt: Date }) {
+  const { count } = await db().turn.updateMany({
+    where: {
+      state: { in: pendingStates },
+      createdAt: { lt: startedAt },
+      OR: [{ claimedBy: { not: workerId } }, { attempts: 0 }],
+    },
+    data: { claimedBy: null, claimedUntil: null, nextAttemptAt: startedAt },
+  });
+  return count;
 }
 
 /** Stores the assistant's answer and moves the turn to "answered", atomically. */
@@ -220,7 +289,7 @@ export async function saveTurnAnswer({ turnId, content, model }: { turnId: strin
       await tx.conversation.update({ where: { id: turn.conversationId }, data: { updatedAt: new Date() } });
       return tx.turn.update({
         where: { id: turnId },
-        data: { state: "answered", answerMessageId: answer.id, lastError: null },
+        data: { state: "answered", answerMessageId: answer.id, sentChunks: 0, lastError: null },
       });
     });
   } catch (error) {
@@ -234,22 +303,25 @@ export async function saveTurnAnswer({ turnId, content, model }: { turnId: strin
   }
 }
 
+/** How many parts of the answer the channel has delivered so far. */
+export async function saveTurnProgress({ id, sentChunks }: { id: string; sentChunks: number }) {
+  return db().turn.updateMany({ where: { id }, data: { sentChunks } });
+}
+
+const released = { claimedBy: null, claimedUntil: null };
+
 export async function markTurnDelivered({ id }: { id: string }) {
-  return db().turn.updateMany({ where: { id }, data: { state: "delivered", lastError: null } });
+  return db().turn.updateMany({ where: { id }, data: { state: "delivered", lastError: null, ...released } });
 }
 
-/** Records why a turn did not complete; `state` stays "answered" when only delivery failed. */
-export async function markTurnFailed({ id, error, state = "failed" }: { id: string; error: string; state?: TurnState }) {
-  return db().turn.updateMany({ where: { id }, data: { state, lastError: error.slice(0, 500) } });
+/** The turn stays where it is ("received" or "answered") and is tried again at `nextAttemptAt`. */
+export async function scheduleTurnRetry({ id, error, nextAttemptAt }: { id: string; error: string; nextAttemptAt: Date }) {
+  return db().turn.updateMany({ where: { id }, data: { lastError: error.slice(0, 500), nextAttemptAt, ...released } });
 }
 
-/** Turns a crash or restart left behind, oldest first. */
-export async function listUnfinishedTurns({ before }: { before: Date }) {
-  return db().turn.findMany({
-    where: { state: { in: ["received", "answered"] }, createdAt: { lt: before } },
-    orderBy: { createdAt: "asc" },
-    include: { conversation: { select: { channelId: true } }, userMessage: { select: { content: true } }, answerMessage: { select: { content: true, model: true } } },
-  });
+/** Records why a turn will not complete; it is not tried again. */
+export async function markTurnFailed({ id, error }: { id: string; error: string }) {
+  return db().turn.updateMany({ where: { id }, data: { state: "failed", lastError: error.slice(0, 500), ...released } });
 }
 
 export async function pingDatabase(): Promise<void> {

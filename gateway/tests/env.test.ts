@@ -48,7 +48,7 @@ describe("parseEnv", () => {
 describe("secrets", () => {
   it("refuses short secrets for the feature that needs them only", () => {
     const env = parseEnv({ WEBCHAT_TOKEN: "short", CRON_SECRET: longSecret });
-    expect(env.secrets.WEBCHAT_TOKEN).toEqual({ status: "too_short", length: 5 });
+    expect(env.secrets.WEBCHAT_TOKEN).toEqual({ status: "too_short", length: 5, minLength: 32 });
     expect(() => requireSecret("WEBCHAT_TOKEN", env)).toThrow(/WEBCHAT_TOKEN is shorter than 32/);
     expect(requireSecret("CRON_SECRET", env)).toBe(longSecret);
   });
@@ -68,6 +68,28 @@ describe("secrets", () => {
     expect(agentApiKey(parseEnv({}))).toBeUndefined();
     expect(agentApiKey(parseEnv({ AGENT_API_KEY: longSecret }))).toBe(longSecret);
     expect(() => agentApiKey(parseEnv({ AGENT_API_KEY: "abc" }))).toThrow(/AGENT_API_KEY/);
+  });
+});
+
+describe("channels", () => {
+  it("defaults the Graph URL and leaves the channels unconfigured", () => {
+    const env = parseEnv({});
+    expect(env.whatsapp).toEqual({ apiUrl: "https://graph.facebook.com/v26.0" });
+    expect(env.secrets.WHATSAPP_APP_SECRET).toEqual({ status: "unset" });
+    expect(env.nextcloud).toEqual({});
+  });
+
+  it("needs a Nextcloud bot secret of 40 to 128 characters, as occ does", () => {
+    expect(parseEnv({ NEXTCLOUD_BOT_SECRET: "x".repeat(39) }).secrets.NEXTCLOUD_BOT_SECRET).toMatchObject({ status: "too_short", minLength: 40 });
+    expect(() => requireSecret("NEXTCLOUD_BOT_SECRET", parseEnv({ NEXTCLOUD_BOT_SECRET: "x".repeat(39) }))).toThrow(/shorter than 40/);
+    expect(parseEnv({ NEXTCLOUD_BOT_SECRET: "x".repeat(64) }).secrets.NEXTCLOUD_BOT_SECRET.status).toBe("ok");
+    expect(() => parseEnv({ NEXTCLOUD_BOT_SECRET: "x".repeat(129) })).toThrow(/NEXTCLOUD_BOT_SECRET/);
+  });
+
+  it("refuses a phone number where the phone number id belongs, and a non-URL Nextcloud", () => {
+    expect(() => parseEnv({ WHATSAPP_PHONE_NUMBER_ID: "+1 555 0100" })).toThrow(/WHATSAPP_PHONE_NUMBER_ID/);
+    expect(() => parseEnv({ NEXTCLOUD_BASE_URL: "cloud.example.org" })).toThrow(/NEXTCLOUD_BASE_URL/);
+    expect(parseEnv({ NEXTCLOUD_BASE_URL: "https://cloud.example.org/" }).nextcloud.baseUrl).toBe("https://cloud.example.org");
   });
 });
 

@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createAgentClient } from "../lib/agent-client";
 import type { Channel, InboundMessage, OutboundMessage } from "../lib/channels/types";
-import { getTurnById, listMessagesByConversation, saveSettings } from "../lib/queries";
-import { createTurnRunner, type TurnEvent } from "../lib/turn";
+import { createWhatsAppChannel, createWhatsAppClient } from "../lib/channels/whatsapp";
+import { db } from "../lib/db";
+import { getTurnById, listMessagesByConversation, recordInboundTurn, saveSettings, saveTurnAnswer } from "../lib/queries";
+import { createTurnRunner, type RetryPolicy, type TurnEvent } from "../lib/turn";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
+import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
 
 let agent: FakeAgent;
 let sent: OutboundMessage[];
@@ -88,18 +91,26 @@ describe("runTurn", () => {
     expect(agent.maxConcurrentRuns).toBe(2);
   });
 
-  it("keeps the user message and records the failure when the agent is down", async () => {
+  it("keeps the user message and schedules a retry when the agent is down", async () => {
     const turns = runner("http://127.0.0.1:9");
+    const before = Date.now();
     const outcome = await turns.runTurn(inbound("anyone there?", "phone-down"));
 
-    expect(outcome.state).toBe("failed");
+    expect(outcome.state).toBe("received");
     expect(outcome.error?.code).toBe("unavailable:agent");
     const turn = await getTurnById({ id: outcome.turnId });
-    expect(turn).toMatchObject({ state: "failed", attempts: 1 });
+    expect(turn).toMatchObject({ state: "received", attempts: 1, claimedBy: null });
     expect(turn?.lastError).toMatch(/^unavailable:agent/);
+    expect(turn!.nextAttemptAt.getTime()).toBeGreaterThanOrEqual(before + 30_000);
     const messages = await listMessagesByConversation({ conversationId: outcome.conversationId });
-    expect(messages).toMatchObject([{ role: "user", content: "anyone there?", turnState: "failed" }]);
+    expect(messages).toMatchObject([{ role: "user", content: "anyone there?", turnState: "received" }]);
     expect(sent).toEqual([]);
+  });
+
+  it("fails a webchat turn at once when the agent is down: the browser shows the error", async () => {
+    const outcome = await runner("http://127.0.0.1:9").runTurn(inbound("hello?", "thread-down", { channel: "webchat" }));
+    expect(outcome.state).toBe("failed");
+    expect(await getTurnById({ id: outcome.turnId })).toMatchObject({ state: "failed", attempts: 1 });
   });
 
   it("records the agent's own error code", async () => {
@@ -144,25 +155,156 @@ describe("runTurn", () => {
     expect(events.at(-1)).toMatchObject({ type: "error" });
   });
 
-  it("keeps a turn answered when the channel cannot send it", async () => {
+  it("fails a turn whose channel cannot send it for good, keeping the answer", async () => {
     const turns = createTurnRunner({
       agent: createAgentClient({ baseUrl: agent.url }),
       channels: { whatsapp: { name: "whatsapp", send: async () => Promise.reject(new Error("graph down")) } },
     });
     const outcome = await turns.runTurn(inbound("hi", "phone-send"));
-    expect(outcome.state).toBe("answered");
-    expect((await getTurnById({ id: outcome.turnId }))?.lastError).toBe("send_failed");
+    expect(outcome.state).toBe("failed");
+    const turn = await getTurnById({ id: outcome.turnId });
+    expect(turn?.lastError).toMatch(/^upstream:channel/);
+    expect(turn?.answerMessageId).not.toBeNull();
+  });
+});
+
+
+describe("recovery", () => {
+  const fast = { baseDelayMs: 40, maxDelayMs: 200, graceMs: 0 };
+  const phoneNumberId = "106540352242922";
+  const accessToken = "EAAG-test-token";
+  let graph: FakeGraph;
+
+  beforeAll(async () => {
+    graph = await startFakeGraph({ accessToken, phoneNumberId });
+  });
+  afterAll(() => graph.close());
+  beforeEach(() => {
+    graph.sent.length = 0;
   });
 
-  it("resumes turns a restart left behind", async () => {
-    const turns = runner("http://127.0.0.1:9");
-    const stuck = await turns.runTurn(inbound("left behind", "phone-resume"));
-    expect(stuck.state).toBe("failed");
-    // Simulate a crash before the agent call: the turn is still "received".
-    const { db } = await import("../lib/db");
-    await db().turn.update({ where: { id: stuck.turnId }, data: { state: "received", attempts: 0 } });
-    const resumed = runner();
-    expect(await resumed.resumeUnfinishedTurns()).toBeGreaterThanOrEqual(1);
-    await expect.poll(async () => (await getTurnById({ id: stuck.turnId }))?.state).toBe("delivered");
+  /** The real WhatsApp channel against the fake Graph API, without the client's own retries. */
+  const whatsappRunner = (retry: Partial<RetryPolicy> = fast) =>
+    createTurnRunner({
+      agent: createAgentClient({ baseUrl: agent.url }),
+      channels: {
+        whatsapp: createWhatsAppChannel(createWhatsAppClient({ apiUrl: graph.url, accessToken, phoneNumberId, maxAttempts: 1 })),
+      },
+      retry,
+    });
+
+  /** A turn stored by a process that died while holding it. */
+  async function orphan(text: string, channelId: string) {
+    const { turn } = await recordInboundTurn({ channel: "whatsapp", channelId, externalId: `ext-${++counter}`, text });
+    await db().turn.update({ where: { id: turn.id }, data: { claimedBy: "dead-worker", claimedUntil: new Date(Date.now() + 600_000), attempts: 1 } });
+    return turn;
+  }
+
+  it("resumes a turn left received by a dead process, once", async () => {
+    const turn = await orphan("left behind", "phone-r1");
+    const early = runner();
+    // Still claimed: a sweep does not touch it.
+    expect(await early.resumeDueTurns()).toBe(0);
+    const restarted = runner();
+    await restarted.recoverTurns({ startedAt: new Date() });
+    await restarted.idle();
+    expect(await getTurnById({ id: turn.id })).toMatchObject({ state: "delivered", attempts: 2, claimedBy: null });
+    expect(await restarted.recoverTurns({ startedAt: new Date() })).toBe(0);
+    await restarted.idle();
+    expect(agent.runs().map((r) => r.message)).toEqual(["left behind"]);
+    expect(sent.map((m) => m.text)).toEqual(["Echo: left behind"]);
+  });
+
+  it("delivers a turn left answered without calling the agent again", async () => {
+    const turn = await orphan("answered already", "phone-r2");
+    await saveTurnAnswer({ turnId: turn.id, content: "the stored answer", model: "qwen3:8b" });
+    const restarted = runner();
+    await restarted.recoverTurns({ startedAt: new Date() });
+    await restarted.idle();
+    expect(agent.runs()).toEqual([]);
+    expect(sent.map((m) => m.text)).toEqual(["the stored answer"]);
+    expect((await getTurnById({ id: turn.id }))?.state).toBe("delivered");
+  });
+
+  it("lets only one of two workers run a due turn", async () => {
+    const turn = await orphan("race", "phone-r3");
+    await db().turn.update({ where: { id: turn.id }, data: { claimedBy: null, claimedUntil: null, nextAttemptAt: new Date(0) } });
+    agent.reply = () => ({ delayMs: 100 });
+    const [a, b] = [runner(), runner()];
+    await Promise.all([a.resumeDueTurns(), b.resumeDueTurns(), a.resumeDueTurns()]);
+    await Promise.all([a.idle(), b.idle()]);
+    expect(agent.runs()).toHaveLength(1);
+    expect(sent).toHaveLength(1);
+  });
+
+  it("retries a rate-limited send with backoff, then delivers exactly once", async () => {
+    graph.failNext({ code: 130429, message: "(#130429) Rate limit hit" }, { code: 131056, message: "(#131056) pair rate limit" });
+    const turns = whatsappRunner();
+    const first = await turns.runTurn(inbound("retry me", "16505550001"));
+    expect(first.state).toBe("answered");
+    const after1 = await getTurnById({ id: first.turnId });
+    expect(after1?.lastError).toContain("130429");
+    // Not before the backoff is over.
+    expect(await turns.resumeDueTurns()).toBe(0);
+    await expect
+      .poll(async () => {
+        await turns.resumeDueTurns();
+        await turns.idle();
+        return (await getTurnById({ id: first.turnId }))?.state;
+      }, { timeout: 5_000, interval: 30 })
+      .toBe("delivered");
+    expect(agent.runs()).toHaveLength(1);
+    expect(graph.sent.map((m) => m.body)).toEqual(["Echo: retry me"]);
+    expect((await getTurnById({ id: first.turnId }))?.attempts).toBe(3);
+    await turns.resumeDueTurns();
+    await turns.idle();
+    expect(graph.sent).toHaveLength(1);
+  });
+
+  it("records the 24-hour rule and does not retry it", async () => {
+    graph.failNext({ code: 131047, message: "Re-engagement message" });
+    const outcome = await whatsappRunner().runTurn(inbound("late", "16505550002"));
+    expect(outcome.state).toBe("failed");
+    expect((await getTurnById({ id: outcome.turnId }))?.lastError).toMatch(/131047.*24 hours/);
+  });
+
+  it("resumes a partial delivery at the next part, so no part arrives twice", async () => {
+    const paragraphs = ["A".repeat(3000), "B".repeat(3000), "C".repeat(3000)];
+    agent.reply = () => ({ response: paragraphs.join("\n\n") });
+    graph.failNext(null, { code: 130429 });
+    const turns = whatsappRunner();
+    const outcome = await turns.runTurn(inbound("long one", "16505550003"));
+    expect(outcome.state).toBe("answered");
+    expect(await getTurnById({ id: outcome.turnId })).toMatchObject({ sentChunks: 1 });
+    await expect
+      .poll(async () => {
+        await turns.resumeDueTurns();
+        await turns.idle();
+        return (await getTurnById({ id: outcome.turnId }))?.state;
+      }, { timeout: 5_000, interval: 30 })
+      .toBe("delivered");
+    expect(graph.sent.map((m) => m.body[0])).toEqual(["A", "B", "C"]);
+    expect(graph.sent.map((m) => m.body.length)).toEqual([3000, 3000, 3000]);
+  });
+
+  it("gives up after the last attempt and says why", async () => {
+    const turns = createTurnRunner({ agent: createAgentClient({ baseUrl: "http://127.0.0.1:9" }), channels: {}, retry: { ...fast, maxAttempts: 2 } });
+    const outcome = await turns.runTurn(inbound("nobody home", "phone-r7"));
+    expect(outcome.state).toBe("received");
+    await expect
+      .poll(async () => {
+        await turns.resumeDueTurns();
+        await turns.idle();
+        return (await getTurnById({ id: outcome.turnId }))?.state;
+      }, { timeout: 5_000, interval: 30 })
+      .toBe("failed");
+    expect((await getTurnById({ id: outcome.turnId }))?.lastError).toMatch(/unavailable:agent.*gave up after 2 attempts/);
+  });
+
+  it("answers a voice note with a fixed text, without the agent", async () => {
+    const outcome = await runner().runTurn(inbound("[voice message]", "phone-r8", { kind: "voice", media: { id: "998877", mimeType: "audio/ogg" } }));
+    expect(outcome.state).toBe("delivered");
+    expect(agent.runs()).toEqual([]);
+    expect(sent[0]?.text).toMatch(/vocaux|voice/);
   });
 });

@@ -119,13 +119,19 @@ export interface NextcloudClientConfig {
   timeoutMs?: number;
 }
 
+export interface SendProgress {
+  /** Parts an earlier attempt delivered: skipped. */
+  startAt?: number;
+  onSent?: (sentChunks: number) => Promise<void>;
+}
+
 export interface NextcloudClient {
   /**
    * Posts Markdown to the conversation, split above 32 000 characters, quoting
    * `replyTo` on the first part. `referenceKey` (e.g. the turn) makes the
    * reference ids stable across resends.
    */
-  sendMessage(token: string, text: string, replyTo?: string, referenceKey?: string): Promise<void>;
+  sendMessage(token: string, text: string, replyTo?: string, referenceKey?: string, progress?: SendProgress): Promise<void>;
   react(token: string, messageId: string, reaction: string): Promise<void>;
 }
 
@@ -164,22 +170,25 @@ export function createNextcloudClient(config: NextcloudClientConfig): NextcloudC
     } catch (error) {
       throw new AppError("unavailable:channel", "Nextcloud is unreachable; check NEXTCLOUD_BASE_URL and the network.", {
         cause: error,
+        detail: { retryable: true },
       });
     }
     await response.body?.cancel().catch(() => undefined);
     if (accepted.includes(response.status)) return;
     const why = explanationByStatus[response.status] ?? `it answered HTTP ${response.status}; see nextcloud.log`;
     throw new AppError("upstream:channel", `Nextcloud Talk refused the bot's request (${response.status}): ${why}.`, {
-      detail: { status: response.status },
+      // A server in trouble or throttling may take the same request later; the others would fail again.
+      detail: { status: response.status, retryable: response.status >= 500 || response.status === 429 },
     });
   }
 
   return {
-    async sendMessage(token, text, replyTo, referenceKey) {
+    async sendMessage(token, text, replyTo, referenceKey, { startAt = 0, onSent } = {}) {
       const chunks = splitMessage(text, NEXTCLOUD_TEXT_LIMIT);
       if (chunks.length === 0) throw new AppError("bad_request:channel", "There is nothing to send: the answer is empty.");
       const key = referenceKey ?? Buffer.from(randomBytes(16)).toString("hex");
       for (const [index, message] of chunks.entries()) {
+        if (index < startAt) continue;
         const body = {
           message,
           ...(index === 0 && replyTo && /^\d+$/.test(replyTo) ? { replyTo: Number(replyTo) } : {}),
@@ -196,6 +205,7 @@ export function createNextcloudClient(config: NextcloudClientConfig): NextcloudC
             detail: { ...error.detail, sentChunks: index, chunks: chunks.length },
           });
         }
+        await onSent?.(index + 1);
       }
     },
 
@@ -212,7 +222,10 @@ export function createNextcloudChannel(client: NextcloudClient): Channel {
   return {
     name: "nextcloud",
     async send(message) {
-      await client.sendMessage(message.channelId, message.text, message.replyTo, `${message.conversationId}:${message.replyTo}`);
+      await client.sendMessage(message.channelId, message.text, message.replyTo, `${message.conversationId}:${message.replyTo}`, {
+        startAt: message.startChunk,
+        onSent: message.onChunkSent,
+      });
     },
   };
 }

@@ -9,8 +9,6 @@ import type { Channel, InboundMessage } from "./types";
 // signature, its payload turned into our messages, and a small Graph client
 // that sends text, marks messages read and downloads media.
 
-// Meta deprecates a Graph version about two years after release; v26.0 is current in 2026.
-export const DEFAULT_WHATSAPP_API_URL = "https://graph.facebook.com/v26.0";
 export const WHATSAPP_TEXT_LIMIT = 4096;
 export const WHATSAPP_MEDIA_MAX_BYTES = 10 * 1024 * 1024;
 
@@ -190,9 +188,17 @@ export interface WhatsAppClientConfig {
   maxMediaBytes?: number;
 }
 
+export interface SendProgress {
+  startAt?: number;
+  onSent?: (sentChunks: number) => Promise<void>;
+}
+
 export interface WhatsAppClient {
-  /** Sends Markdown as WhatsApp text, split and in order; resolves with the wamids sent. */
-  sendText(to: string, text: string, replyTo?: string): Promise<string[]>;
+  /**
+   * Sends Markdown as WhatsApp text, split and in order; resolves with the wamids
+   * sent. `startAt` skips parts an earlier attempt delivered; `onSent` hears of each.
+   */
+  sendText(to: string, text: string, replyTo?: string, progress?: SendProgress): Promise<string[]>;
   /** Blue ticks plus the typing indicator (dismissed by the reply or after 25 s). */
   markRead(wamid: string): Promise<void>;
   downloadMedia(mediaId: string): Promise<{ bytes: Uint8Array; mimeType: string }>;
@@ -323,11 +329,12 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
   }
 
   return {
-    async sendText(to, text, replyTo) {
+    async sendText(to, text, replyTo, { startAt = 0, onSent } = {}) {
       const chunks = splitMessage(markdownToWhatsApp(text), WHATSAPP_TEXT_LIMIT);
       if (chunks.length === 0) throw new AppError("bad_request:channel", "There is nothing to send: the answer is empty.");
       const ids: string[] = [];
       for (const [index, body] of chunks.entries()) {
+        if (index < startAt) continue;
         const payload = {
           messaging_product: "whatsapp",
           recipient_type: "individual",
@@ -343,6 +350,7 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
           // The chunks before this one were delivered: a resend should know.
           throw withDetail(error, { sentChunks: index, chunks: chunks.length });
         }
+        await onSent?.(index + 1);
       }
       return ids;
     },
@@ -374,7 +382,15 @@ export function createWhatsAppChannel(client: WhatsAppClient): Channel {
   return {
     name: "whatsapp",
     async send(message) {
-      await client.sendText(message.channelId, message.text, message.replyTo);
+      await client.sendText(message.channelId, message.text, message.replyTo, {
+        startAt: message.startChunk,
+        onSent: message.onChunkSent,
+      });
+    },
+    markRead: (wamid) => client.markRead(wamid),
+    async downloadImage(mediaId) {
+      const { bytes, mimeType } = await client.downloadMedia(mediaId);
+      return { data: Buffer.from(bytes).toString("base64"), mimeType };
     },
   };
 }

@@ -10,6 +10,7 @@ export interface RunBody {
   history: { role: "user" | "assistant"; content: string }[];
   model: string;
   system_prompt?: string;
+  images?: string[];
 }
 
 export interface FakeReply {
