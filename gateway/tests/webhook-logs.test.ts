@@ -1,0 +1,100 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
+import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
+import { backgroundIdle } from "../lib/background";
+import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
+import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
+import { startFakeNextcloud, type FakeNextcloud } from "./support/fake-nextcloud";
+import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "./support/wire";
+
+// Logs carry metadata only. A unique marker goes through both webhooks (text,
+// caption, mention name, answer, failures, a refused sender) with every log
+// level on, and must never appear in what the gateway wrote.
+
+process.env.LOG_LEVEL = "debug";
+const marker = `MARKER-${randomUUID()}`;
+const appSecret = "6f1d3c0b9a8e7f6a5b4c3d2e1f0a9b8c";
+const botSecret = "b".repeat(64);
+let agent: FakeAgent;
+let graph: FakeGraph;
+let talk: FakeNextcloud;
+let output = "";
+
+beforeAll(async () => {
+  agent = await startFakeAgent();
+  graph = await startFakeGraph({ accessToken: "token-x", phoneNumberId: "1065" });
+  talk = await startFakeNextcloud({ secret: botSecret, tokens: ["room1"] });
+  Object.assign(process.env, {
+    AGENT_URL: agent.url,
+    WHATSAPP_APP_SECRET: appSecret,
+    WHATSAPP_ACCESS_TOKEN: "token-x",
+    WHATSAPP_PHONE_NUMBER_ID: "1065",
+    WHATSAPP_API_URL: graph.url,
+    WHATSAPP_ALLOWED_NUMBERS: "16505551234",
+    NEXTCLOUD_BASE_URL: talk.url,
+    NEXTCLOUD_BOT_SECRET: botSecret,
+  });
+  // Captured, not shown: the test's output stays readable.
+  for (const stream of [process.stdout, process.stderr]) {
+    vi.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
+      output += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
+      return true;
+    });
+  }
+});
+afterAll(async () => {
+  vi.restoreAllMocks();
+  await Promise.all([agent.close(), graph.close(), talk.close()]);
+});
+
+const postWhatsApp = (raw: string) =>
+  whatsappRoute.POST(
+    new Request("http://127.0.0.1/api/webhook/whatsapp", { method: "POST", headers: { "x-hub-signature-256": metaSignature(raw, appSecret) }, body: raw }),
+  );
+const postTalk = (raw: string) => {
+  const random = "R".repeat(64);
+  return nextcloudRoute.POST(
+    new Request("http://127.0.0.1/api/webhook/nextcloud", {
+      method: "POST",
+      headers: { "x-nextcloud-talk-random": random, "x-nextcloud-talk-signature": talkSignature(random, raw, botSecret) },
+      body: raw,
+    }),
+  );
+};
+
+it("never writes message text to the logs", async () => {
+  // Delivered, failing at the agent, failing at Graph, refused sender, unknown type, duplicate.
+  agent.reply = (body) => (body.message.includes("agent-fails") ? { status: 500, error: { error: `boom ${marker}`, code: "internal" } } : {});
+  graph.failNext(null, { code: 100, message: `(#100) Invalid parameter ${marker}` });
+  const messages = [
+    textMessage("16505551234", "wamid.log1", `hello ${marker}`),
+    textMessage("16505551234", "wamid.log2", `graph-fails ${marker}`),
+    textMessage("16505551234", "wamid.log3", `agent-fails ${marker}`),
+    textMessage("5511987654321", "wamid.log4", `stranger ${marker}`),
+    { from: "16505551234", id: "wamid.log5", timestamp: "1", type: "image", image: { id: "missing-media", caption: `caption ${marker}` } },
+    { from: "16505551234", id: "wamid.log6", timestamp: "1", type: "contacts", contacts: [{ name: { formatted_name: marker } }] },
+  ];
+  const raw = whatsappDelivery([{ messages }]);
+  expect((await postWhatsApp(raw)).status).toBe(200);
+  expect((await postWhatsApp(raw)).status).toBe(200);
+  const bad = raw.replace("hello", "HELLO");
+  expect((await whatsappRoute.POST(new Request("http://127.0.0.1/x", { method: "POST", headers: { "x-hub-signature-256": metaSignature(raw, appSecret) }, body: bad }))).status).toBe(401);
+  const talkRaw = talkMessage({
+    id: "77",
+    token: "room1",
+    message: `{mention-user1} ${marker}`,
+    parameters: { "mention-user1": { type: "user", id: "bob", name: marker } },
+  });
+  expect((await postTalk(talkRaw)).status).toBe(200);
+  await backgroundIdle();
+
+  expect(graph.sent.some((m) => m.body.includes(marker))).toBe(true);
+  expect(talk.posted.some((m) => m.message.includes(marker))).toBe(true);
+  expect(output).toContain('"event":"whatsapp.received"');
+  expect(output).toContain('"event":"turn.send_failed"');
+  expect(output).toContain('"event":"turn.failed"');
+  expect(output).toContain('"event":"whatsapp.sender_not_allowed"');
+  expect(output).toContain('"event":"nextcloud.received"');
+  expect(output).not.toContain(marker);
+});
