@@ -73,7 +73,7 @@ function track(name: string, url: string, child: ChildProcess, logFile: string):
   const service = { name, url, process: child, logFile };
   started.push(service);
   child.once("exit", (code, signal) => {
-    if (!stopping) process.stderr.write(`${name} exited early (code ${code}, signal ${signal}); see ${logFile}\n`);
+    if (!stopping && !stoppedOnPurpose.has(child)) process.stderr.write(`${name} exited early (code ${code}, signal ${signal}); see ${logFile}\n`);
   });
   return service;
 }
@@ -131,6 +131,12 @@ export interface GatewayOptions {
   webchatToken: string;
   ollamaUrl?: string;
   logDir: string;
+  /** Channel variables and the like. */
+  env?: Record<string, string>;
+  /** Start on an existing database (a restart) instead of a new one. */
+  databaseUrl?: string;
+  /** The log file's name, so a restarted gateway keeps the first one's log. */
+  name?: string;
 }
 
 /** Builds the gateway when a source is newer than the last build. */
@@ -139,18 +145,22 @@ export function ensureBuild(): void {
   if (result.status !== 0) throw new Error("the gateway build failed");
 }
 
-/** A migrated database in a scratch folder, and the production server on a free port. */
+/**
+ * A migrated database in a scratch folder, and the production server on a free
+ * port, started as `npm run start` does (scripts/start.mjs: the PID serves).
+ */
 export async function startGateway(options: GatewayOptions): Promise<Service & { databaseUrl: string }> {
   ensureBuild();
-  const scratch = mkdtempSync(path.join(tmpdir(), "my-claw-stack-"));
-  const databaseUrl = `file:${path.join(scratch, "gateway.db")}`;
+  const databaseUrl = options.databaseUrl ?? `file:${path.join(mkdtempSync(path.join(tmpdir(), "my-claw-stack-")), "gateway.db")}`;
+  const scratch = path.dirname(databaseUrl.replace(/^file:/, ""));
   await applyMigrations(databaseUrl);
   const port = await freePort();
-  const nextBin = path.join(gatewayDir, "node_modules/next/dist/bin/next");
-  const { child, logFile } = launch("gateway", process.execPath, [nextBin, "start", "--hostname", "127.0.0.1", "--port", String(port)], {
+  const { child, logFile } = launch(options.name ?? "gateway", process.execPath, [path.join(gatewayDir, "scripts/start.mjs")], {
     cwd: gatewayDir,
     env: {
       ...process.env,
+      ...options.env,
+      GATEWAY_PORT: String(port),
       NODE_ENV: "production",
       NEXT_TELEMETRY_DISABLED: "1",
       MY_CLAW_ENV_DIR: scratch, // no .env files from the checkout
@@ -164,39 +174,47 @@ export async function startGateway(options: GatewayOptions): Promise<Service & {
     },
     logDir: options.logDir,
   });
-  const service = track("gateway", `http://127.0.0.1:${port}`, child, logFile);
+  const service = track(options.name ?? "gateway", `http://127.0.0.1:${port}`, child, logFile);
   await waitForHttp(`${service.url}/api/health`, 60_000, (status) => status === 200 || status === 503);
   return { ...service, databaseUrl };
 }
 
 let stopping = false;
+const stoppedOnPurpose = new Set<ChildProcess>();
+
+function stop(service: Service, signal: NodeJS.Signals): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const pid = service.process.pid;
+    if (pid === undefined || service.process.exitCode !== null || service.process.signalCode !== null) return resolve();
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }, 5_000);
+    service.process.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}
+
+/** Kills one service at once, as a crash or a power cut would (SIGKILL: no clean shutdown). */
+export async function killService(service: Service): Promise<void> {
+  stoppedOnPurpose.add(service.process);
+  const index = started.indexOf(service);
+  if (index >= 0) started.splice(index, 1);
+  await stop(service, "SIGKILL");
+}
 
 export async function stopAll(): Promise<void> {
   stopping = true;
-  await Promise.all(
-    started.splice(0).map(
-      (service) =>
-        new Promise<void>((resolve) => {
-          const pid = service.process.pid;
-          if (pid === undefined || service.process.exitCode !== null) return resolve();
-          const timer = setTimeout(() => {
-            try {
-              process.kill(-pid, "SIGKILL");
-            } catch {
-              // already gone
-            }
-          }, 5_000);
-          service.process.once("exit", () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          try {
-            process.kill(-pid, "SIGTERM");
-          } catch {
-            clearTimeout(timer);
-            resolve();
-          }
-        }),
-    ),
-  );
+  await Promise.all(started.splice(0).map((service) => stop(service, "SIGTERM")));
 }
