@@ -8,6 +8,9 @@
 //    agent instead (then BENCH_AGENT_API_KEY too).
 // 2. Time to the first streamed event, through the gateway.
 // 3. getHistory latency with 100 000 and 1 000 000 stored messages.
+// 4. WhatsApp webhook acknowledgement: 200 signed deliveries, 20 at a time,
+//    from 20 senders, with a slow fake model; time to the 200, and every
+//    answer counted at the fake Graph API (lost and duplicated must be 0).
 //
 // Writes gateway.json and gateway.md to BENCH_REPORT_DIR (default bench-results/).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -18,6 +21,8 @@ import { buildSystemPrompt, defaultPersona } from "../lib/persona";
 import { parseSse } from "../lib/sse";
 import { applyMigrations } from "../lib/migrations";
 import { startFakeAgent } from "../tests/support/fake-agent";
+import { startFakeGraph } from "../tests/support/fake-graph";
+import { metaSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { gatewayDir, secret, startGateway, stopAll } from "../e2e/stack";
 
 const TURNS = Number(process.env.BENCH_TURNS ?? 200);
@@ -26,7 +31,11 @@ const HISTORY_CALLS = 1000;
 const HISTORY_SIZES = (process.env.BENCH_HISTORY_SIZES ?? "100000,1000000").split(",").map(Number);
 const reportDir = path.resolve(gatewayDir, process.env.BENCH_REPORT_DIR ?? "bench-results");
 
-const targets = { overheadP50Ms: 15, historyMs: 5 };
+const WEBHOOKS = Number(process.env.BENCH_WEBHOOKS ?? 200);
+const WEBHOOK_CONCURRENCY = Number(process.env.BENCH_WEBHOOK_CONCURRENCY ?? 20);
+const WEBHOOK_MODEL_DELAY_MS = Number(process.env.BENCH_MODEL_DELAY_MS ?? 300);
+
+const targets = { overheadP50Ms: 15, historyMs: 5, webhookAckP99Ms: 50 };
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -120,6 +129,89 @@ async function benchTurns(logDir: string) {
   };
 }
 
+async function benchWebhooks(logDir: string) {
+  const appSecret = secret().slice(0, 32);
+  const accessToken = `EAAG${secret()}`;
+  const phoneNumberId = "106540352242922";
+  const senders = Array.from({ length: WEBHOOK_CONCURRENCY }, (_, i) => `1650555${String(1000 + i)}`);
+  const fake = await startFakeAgent();
+  fake.reply = () => ({ delayMs: WEBHOOK_MODEL_DELAY_MS });
+  const graph = await startFakeGraph({ accessToken, phoneNumberId });
+  const gateway = await startGateway({
+    agentUrl: fake.url,
+    webchatToken: secret(),
+    logDir,
+    name: "gateway-webhooks",
+    env: {
+      WHATSAPP_APP_SECRET: appSecret,
+      WHATSAPP_ACCESS_TOKEN: accessToken,
+      WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
+      WHATSAPP_API_URL: graph.url,
+      WHATSAPP_ALLOWED_NUMBERS: senders.join(","),
+    },
+  });
+  const deliver = async (index: number) => {
+    const raw = whatsappDelivery([{ messages: [textMessage(senders[index % senders.length]!, `wamid.bench${index}`, `bench message ${index}`)] }]);
+    const started = performance.now();
+    const response = await fetch(`${gateway.url}/api/webhook/whatsapp`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": metaSignature(raw, appSecret) },
+      body: raw,
+    });
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`the webhook answered ${response.status}`);
+    return performance.now() - started;
+  };
+  // The floor: a route that does no work (a refused verification handshake), same load.
+  const refusedHandshake = async () => {
+    const started = performance.now();
+    const response = await fetch(`${gateway.url}/api/webhook/whatsapp?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1`);
+    await response.arrayBuffer();
+    return performance.now() - started;
+  };
+  const atConcurrency = async (count: number, run: (index: number) => Promise<number>, offset = 0) => {
+    const times: number[] = [];
+    let next = offset;
+    await Promise.all(
+      Array.from({ length: WEBHOOK_CONCURRENCY }, async () => {
+        while (next < offset + count) times.push(await run(next++));
+      }),
+    );
+    return times;
+  };
+  const total = WARMUP + WEBHOOKS;
+  try {
+    for (let i = 0; i < WARMUP; i++) await refusedHandshake();
+    const floor = await atConcurrency(WEBHOOKS, refusedHandshake);
+    const started = performance.now();
+    for (let i = 0; i < WARMUP; i++) await deliver(i);
+    const ack = await atConcurrency(WEBHOOKS, deliver, WARMUP);
+    const acknowledged = performance.now() - started;
+    const deadline = Date.now() + 180_000;
+    while (graph.sent.length < total && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    // Anything late or doubled shows up here.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const answered = new Set(graph.sent.map((m) => m.body));
+    const expected = Array.from({ length: total }, (_, i) => `Echo: bench message ${i}`);
+    return {
+      deliveries: WEBHOOKS,
+      concurrency: WEBHOOK_CONCURRENCY,
+      senders: senders.length,
+      model_delay_ms: WEBHOOK_MODEL_DELAY_MS,
+      ack_ms: summary(ack),
+      no_op_route_ms: summary(floor),
+      acknowledged_s: Math.round(acknowledged / 100) / 10,
+      all_delivered_s: Math.round((performance.now() - started - 2_000) / 100) / 10,
+      answers_sent: graph.sent.length,
+      lost: expected.filter((body) => !answered.has(body)).length,
+      duplicated: graph.sent.length - answered.size,
+    };
+  } finally {
+    await stopAll();
+    await Promise.all([fake.close(), graph.close()]);
+  }
+}
+
 function seed(file: string, total: number, conversationId: string) {
   // Straight SQL for speed; same columns and timestamp format as Prisma's adapter writes.
   const sqlite = new Database(file);
@@ -197,6 +289,7 @@ async function measureHistory(databaseUrl: string): Promise<number[]> {
 
 function markdown(report: Awaited<ReturnType<typeof run>>): string {
   const t = report.turns;
+  const w = report.webhooks;
   const yes = (ok: boolean) => (ok ? "yes" : "**no**");
   const rows = Object.entries(report.history_ms)
     .map(([total, r]) => `| ${Number(total).toLocaleString("en")} | ${r.messages_in_conversation.toLocaleString("en")} | ${r.p50} | ${r.p95} | ${r.p99} | ${yes(r.p95 < targets.historyMs)} |`)
@@ -217,6 +310,21 @@ ${report.date} · ${report.machine} · Node ${process.versions.node} · ${t.agen
 
 Target: overhead p50 under ${targets.overheadP50Ms} ms — met: ${yes(t.overhead_ms.p50 < targets.overheadP50Ms)}.
 
+## WhatsApp webhook acknowledgement (ms)
+
+${w.deliveries} signed deliveries, ${w.concurrency} at a time from ${w.senders} senders, fake model ${w.model_delay_ms} ms per answer.
+
+| p50 | p95 | p99 | p99 under ${targets.webhookAckP99Ms} ms |
+|---|---|---|---|
+| ${w.ack_ms.p50} | ${w.ack_ms.p95} | ${w.ack_ms.p99} | ${yes(w.ack_ms.p99 < targets.webhookAckP99Ms)} |
+
+For scale, the same load on a route that does no work (a refused verification handshake): p50 ${w.no_op_route_ms.p50},
+p95 ${w.no_op_route_ms.p95}, p99 ${w.no_op_route_ms.p99}. At 20 requests in flight the latency is mostly queueing behind the others
+(Little's law: 20 in flight ÷ throughput); the bench client, the fakes and the gateway share the machine's cores.
+
+All acknowledged in ${w.acknowledged_s} s; all answers at the fake Graph API after ${w.all_delivered_s} s. Answers sent: ${w.answers_sent}
+(with ${WARMUP} warm-up deliveries) — lost: **${w.lost}**, duplicated: **${w.duplicated}**.
+
 ## getHistory (last 20 messages, ms, ${HISTORY_CALLS} calls)
 
 | messages stored | in the conversation | p50 | p95 | p99 | p95 under ${targets.historyMs} ms |
@@ -229,6 +337,8 @@ async function run() {
   const logDir = path.join(reportDir, "logs");
   process.stdout.write(`webchat turns: ${WARMUP} warm-up + ${TURNS} measured…\n`);
   const turns = await benchTurns(logDir);
+  process.stdout.write(`WhatsApp webhooks: ${WARMUP} warm-up + ${WEBHOOKS} at concurrency ${WEBHOOK_CONCURRENCY}…\n`);
+  const webhooks = await benchWebhooks(logDir);
   process.stdout.write(`getHistory at ${HISTORY_SIZES.join(", ")} messages…\n`);
   const history = await benchHistory();
   const { cpus } = await import("node:os");
@@ -237,9 +347,12 @@ async function run() {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}`,
     targets,
     turns,
+    webhooks,
     history_ms: history,
     meets_targets: {
       overhead: turns.overhead_ms.p50 < targets.overheadP50Ms,
+      webhook_ack: webhooks.ack_ms.p99 < targets.webhookAckP99Ms,
+      webhook_exactly_once: webhooks.lost === 0 && webhooks.duplicated === 0,
       history: Object.values(history).every((r) => r.p95 < targets.historyMs),
     },
   };
