@@ -69,6 +69,7 @@ export async function receiveWhatsApp(request: Request): Promise<Response> {
   const raw = await readRawBody(request, { maxBytes: WHATSAPP_MAX_BODY_BYTES });
   if (!whatsapp.verifySignature(raw, request.headers.get("x-hub-signature-256"), secret)) throw unauthorized("X-Hub-Signature-256");
   const webhook = whatsapp.parseWebhook(parseJsonBytes(raw));
+  if (webhook.messages.length + webhook.statuses + webhook.ignored.length === 0) logger.info("whatsapp.unknown_shape", { bytes: raw.byteLength });
   for (const ignored of webhook.ignored) logger.info("whatsapp.ignored", { messageId: ignored.id, type: ignored.type, reason: ignored.reason });
   const { allowedNumbers } = getEnv().whatsapp;
   const allowed = webhook.messages.filter((message) => {
