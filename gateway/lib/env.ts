@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isTimeZone, serverTimeZone } from "./cron-schedule";
 import { AppError } from "./errors";
 import { databaseUrl, mergedEnv, resolveDatabaseUrl } from "./env-file";
 
@@ -31,6 +32,10 @@ const schema = z.object({
   AGENT_API_KEY: z.string().optional(),
   WEBCHAT_TOKEN: z.string().optional(),
   CRON_SECRET: z.string().optional(),
+  CRON_TIMEZONE: z
+    .string()
+    .refine(isTimeZone, "must be an IANA time zone such as Europe/Paris or UTC (see `timedatectl list-timezones`)")
+    .optional(),
   WHATSAPP_VERIFY_TOKEN: z.string().optional(),
   WHATSAPP_APP_SECRET: z.string().optional(),
   WHATSAPP_ACCESS_TOKEN: z.string().optional(),
@@ -78,6 +83,8 @@ export interface Env {
   ollamaBaseUrl: string;
   searxngUrl: string;
   logLevel: string;
+  /** The zone cron schedules are read in: CRON_TIMEZONE, or the server's own. */
+  cronTimeZone: string;
   secrets: Record<SecretName, Secret>;
   whatsapp: WhatsAppEnv;
   nextcloud: NextcloudEnv;
@@ -111,6 +118,7 @@ export function parseEnv(raw: Record<string, string | undefined>): Env {
     ollamaBaseUrl: env.OLLAMA_BASE_URL,
     searxngUrl: env.SEARXNG_URL,
     logLevel: env.LOG_LEVEL,
+    cronTimeZone: env.CRON_TIMEZONE ?? serverTimeZone(),
     secrets: {
       WEBCHAT_TOKEN: secret(env.WEBCHAT_TOKEN),
       CRON_SECRET: secret(env.CRON_SECRET),

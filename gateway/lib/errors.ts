@@ -25,7 +25,8 @@ export type ErrorSurface =
   | "agent"
   | "config"
   | "database"
-  | "channel";
+  | "channel"
+  | "cron";
 
 export type ErrorCode = `${ErrorType}:${ErrorSurface}`;
 

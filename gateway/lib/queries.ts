@@ -1,4 +1,5 @@
 import "server-only";
+import { randomUUID } from "node:crypto";
 import { db } from "./db";
 import { AppError } from "./errors";
 import { Prisma } from "./generated/prisma/client";
@@ -322,6 +323,144 @@ export async function scheduleTurnRetry({ id, error, nextAttemptAt }: { id: stri
 /** Records why a turn will not complete; it is not tried again. */
 export async function markTurnFailed({ id, error }: { id: string; error: string }) {
   return db().turn.updateMany({ where: { id }, data: { state: "failed", lastError: error.slice(0, 500), ...released } });
+}
+
+// --- Cron jobs ----------------------------------------------------------------
+
+export type CronStatus = "running" | "ok" | "retrying" | "failed";
+export interface CronJobFields {
+  name: string;
+  schedule: string;
+  prompt: string;
+  channel: ChannelName;
+  channelId: string;
+  model: string;
+  enabled: boolean;
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
+}
+
+const duplicateName = (name: string | undefined) =>
+  new AppError("bad_request:cron", `A job named "${name ?? ""}" already exists; choose another name.`);
+
+export async function listCronJobs() {
+  return db().cronJob.findMany({ orderBy: [{ name: "asc" }] });
+}
+export type CronJobRow = Awaited<ReturnType<typeof listCronJobs>>[number];
+
+export async function getCronJobById({ id }: { id: string }) {
+  return db().cronJob.findUnique({ where: { id } });
+}
+
+export async function createCronJob({ fields }: { fields: CronJobFields }) {
+  try {
+    return await db().cronJob.create({ data: fields });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw duplicateName(fields.name);
+    throw error;
+  }
+}
+
+export async function updateCronJobById({ id, fields }: { id: string; fields: Partial<CronJobFields> & { scheduleSince?: Date } }) {
+  try {
+    return await db().cronJob.update({ where: { id }, data: fields });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw duplicateName(fields.name);
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") {
+      throw new AppError("not_found:cron", "No such cron job.");
+    }
+    throw error;
+  }
+}
+
+export async function deleteCronJobById({ id }: { id: string }): Promise<boolean> {
+  const { count } = await db().cronJob.deleteMany({ where: { id } });
+  return count > 0;
+}
+
+/**
+ * Claims one run of a job and stores it as a turn, in one transaction: the job's
+ * lastRun moves from `claimFrom` to `runAt` (a conditional UPDATE: of two callers
+ * that read the same lastRun, one wins), then the prompt becomes the user message
+ * of a "received" turn whose unique (channel, externalId) names the slot. Returns
+ * null when another caller claimed it first. `claimFrom` undefined: run regardless.
+ * A webchat job whose conversation was deleted gets a new one.
+ */
+export async function startCronRun({
+  jobId,
+  claimFrom,
+  runAt,
+  externalId,
+  text,
+  nextAttemptAt,
+}: {
+  jobId: string;
+  claimFrom?: Date | null;
+  runAt: Date;
+  externalId: string;
+  text: string;
+  nextAttemptAt: Date;
+}) {
+  try {
+    return await db().$transaction(async (tx) => {
+      const { count } = await tx.cronJob.updateMany({
+        where: claimFrom === undefined ? { id: jobId } : { id: jobId, lastRun: claimFrom },
+        data: { lastRun: runAt, lastStatus: "running", lastError: null, lastDurationMs: null },
+      });
+      if (count === 0) return null;
+      const job = await tx.cronJob.findUniqueOrThrow({ where: { id: jobId } });
+      const isWebchat = job.channel === "webchat";
+      let conversation = await tx.conversation.findFirst({
+        where: isWebchat ? { id: job.channelId, channel: "webchat" } : { channel: job.channel, channelId: job.channelId },
+        orderBy: { createdAt: "desc" },
+      });
+      if (!conversation) {
+        conversation = await tx.conversation.create({
+          data: { channel: job.channel, channelId: isWebchat ? randomUUID() : job.channelId, title: titleFrom(job.name), model: job.model },
+        });
+        if (isWebchat) await tx.cronJob.update({ where: { id: jobId }, data: { channelId: conversation.id } });
+      } else {
+        await tx.conversation.update({ where: { id: conversation.id }, data: { updatedAt: runAt } });
+      }
+      const message = await tx.message.create({ data: { conversationId: conversation.id, role: "user", content: text } });
+      const turn = await tx.turn.create({
+        data: {
+          conversationId: conversation.id,
+          channel: job.channel,
+          externalId,
+          model: job.model,
+          userMessageId: message.id,
+          nextAttemptAt,
+        },
+      });
+      return { turnId: turn.id, conversationId: conversation.id, externalId };
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) return null;
+    throw error;
+  }
+}
+
+/** Records how a run ended, unless a newer run of the job has started since. */
+export async function finishCronRun({
+  id,
+  runAt,
+  status,
+  error,
+  durationMs,
+}: {
+  id: string;
+  runAt: Date;
+  status: CronStatus;
+  error: string | null;
+  durationMs: number;
+}) {
+  return db().cronJob.updateMany({
+    where: { id, lastRun: runAt },
+    data: { lastStatus: status, lastError: error?.slice(0, 500) ?? null, lastDurationMs: Math.round(durationMs) },
+  });
 }
 
 export async function pingDatabase(): Promise<void> {

@@ -23,6 +23,7 @@ export async function startGateway(): Promise<void> {
     webchat: env.secrets.WEBCHAT_TOKEN.status,
     agentKey: env.secrets.AGENT_API_KEY.status,
     cron: env.secrets.CRON_SECRET.status,
+    cronTimeZone: env.cronTimeZone,
     whatsapp: whatsappStatus(env),
     nextcloud: nextcloudStatus(env),
   });

@@ -45,6 +45,17 @@ describe("parseEnv", () => {
   });
 });
 
+describe("CRON_TIMEZONE", () => {
+  it("defaults to the server's zone and accepts an IANA zone", () => {
+    expect(parseEnv({}).cronTimeZone).toBe(Intl.DateTimeFormat().resolvedOptions().timeZone);
+    expect(parseEnv({ CRON_TIMEZONE: "Europe/Paris" }).cronTimeZone).toBe("Europe/Paris");
+  });
+
+  it("stops start-up on an unknown zone, naming the variable", () => {
+    expect(() => parseEnv({ CRON_TIMEZONE: "Europe/Pariss" })).toThrow(/CRON_TIMEZONE must be an IANA time zone/);
+  });
+});
+
 describe("secrets", () => {
   it("refuses short secrets for the feature that needs them only", () => {
     const env = parseEnv({ WEBCHAT_TOKEN: "short", CRON_SECRET: longSecret });

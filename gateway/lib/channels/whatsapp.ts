@@ -339,7 +339,8 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
           messaging_product: "whatsapp",
           recipient_type: "individual",
           to: to.replace(/^\+/, ""),
-          ...(index === 0 && replyTo ? { context: { message_id: replyTo } } : {}),
+          // Only a real message can be quoted; a scheduled message answers none.
+          ...(index === 0 && replyTo?.startsWith("wamid.") ? { context: { message_id: replyTo } } : {}),
           type: "text",
           text: { preview_url: false, body },
         };

@@ -1,0 +1,140 @@
+import "server-only";
+import { randomUUID } from "node:crypto";
+import { sameSecret } from "./auth";
+import { afterResponse } from "./background";
+import { cronPromptText } from "./cron-prompt";
+import { dueSlot, type ScheduledJob } from "./cron-schedule";
+import { getEnv, requireSecret } from "./env";
+import { AppError } from "./errors";
+import { errorMeta, logger } from "./logger";
+import { finishCronRun, getTurnById, listCronJobs, startCronRun, type CronJobRow, type CronStatus } from "./queries";
+import { defaultRetryPolicy, turnRunner } from "./turn";
+
+// Proactive messages. The system crontab calls /api/cron every minute; each
+// call runs the enabled jobs that are due, each as a turn of the one pipeline
+// (lib/turn.ts), so the answer is stored in the job's conversation and sent by
+// its channel like any other. A run is claimed in the database before anything
+// else (queries.startCronRun), so overlapping calls never run a job twice.
+
+/** How long /api/cron waits for the runs before answering; slower runs go on and report "running". */
+export const CRON_WAIT_MS = 20_000;
+
+export interface CronRunResult {
+  name: string;
+  status: CronStatus;
+}
+
+export interface CronSummary {
+  ran: CronRunResult[];
+  skipped: number;
+  /** Unfinished channel turns taken up again by the same call. */
+  resumed: number;
+}
+
+/** 401 without the right X-Cron-Secret; 503 (with the reason) while CRON_SECRET is unset or short. */
+export function requireCronSecret(request: Request): void {
+  const secret = requireSecret("CRON_SECRET");
+  const given = request.headers.get("x-cron-secret");
+  if (!given) throw new AppError("unauthorized:cron", "Send the X-Cron-Secret header with the value of CRON_SECRET.");
+  if (!sameSecret(given, secret)) {
+    logger.warn("cron.unauthorized");
+    throw new AppError("unauthorized:cron", "Wrong X-Cron-Secret: it must be the value of CRON_SECRET in .env.local.");
+  }
+}
+
+/** Slots before scheduleSince (creation, last schedule change or re-enabling) are never caught up. */
+export function asScheduled(job: CronJobRow): ScheduledJob {
+  const lastRun = job.lastRun && job.lastRun > job.scheduleSince ? job.lastRun : null;
+  return { schedule: job.schedule, enabled: job.enabled, lastRun, createdAt: job.scheduleSince };
+}
+
+function statusOfTurn(state: string | undefined): CronStatus {
+  if (state === "delivered") return "ok";
+  if (state === "failed" || state === undefined) return "failed";
+  return "retrying"; // kept for the sweep: the agent or the channel was unavailable
+}
+
+/** Claims and starts one run; null when another caller holds it. `done` settles when the turn is over. */
+async function startRun(job: CronJobRow, slot: Date | null): Promise<{ job: CronJobRow; done: Promise<CronRunResult> } | null> {
+  const runAt = new Date();
+  const externalId = slot ? `cron:${job.id}:${slot.toISOString()}` : `cron:${job.id}:now:${randomUUID()}`;
+  const started = await startCronRun({
+    jobId: job.id,
+    ...(slot ? { claimFrom: job.lastRun } : {}),
+    runAt,
+    externalId,
+    text: cronPromptText(job.name, job.prompt),
+    // The sweep leaves it to this run, as it does a webhook's.
+    nextAttemptAt: new Date(runAt.getTime() + defaultRetryPolicy.graceMs),
+  });
+  if (!started) {
+    logger.info("cron.already_claimed", { jobId: job.id });
+    return null;
+  }
+  const meta = { jobId: job.id, turnId: started.turnId, channel: job.channel, model: job.model, manual: slot === null };
+  logger.info("cron.started", meta);
+  const done = (async (): Promise<CronRunResult> => {
+    const [outcome] = await turnRunner().runAccepted([{ ...started, isDuplicate: false }]);
+    // No outcome: someone else ran the turn (the sweep after a restart); its row tells how it went.
+    const stored = outcome ? undefined : await getTurnById({ id: started.turnId });
+    const status = statusOfTurn(outcome?.state ?? stored?.state);
+    const reason = outcome?.error ? `${outcome.error.code}: ${outcome.error.message}` : stored?.lastError;
+    const error = status === "ok" ? null : (reason ?? "the run did not finish; see the gateway's logs");
+    const durationMs = Date.now() - runAt.getTime();
+    await finishCronRun({ id: job.id, runAt, status, error, durationMs });
+    logger.info("cron.finished", { ...meta, status, durationMs, code: outcome?.error?.code });
+    return { name: job.name, status };
+  })().catch(async (caught: unknown) => {
+    logger.error("cron.crashed", { ...meta, ...errorMeta(caught) });
+    await finishCronRun({ id: job.id, runAt, status: "failed", error: "the gateway hit an unexpected error; see its logs", durationMs: Date.now() - runAt.getTime() }).catch(
+      () => undefined,
+    );
+    return { name: job.name, status: "failed" as const };
+  });
+  return { job, done };
+}
+
+/** Waits for the runs up to `waitMs`; those still going report "running" and finish after the response. */
+async function collect(runs: { job: CronJobRow; done: Promise<CronRunResult> }[], waitMs: number): Promise<CronRunResult[]> {
+  const results = new Map<string, CronRunResult>();
+  const all = Promise.all(runs.map(({ job, done }) => done.then((result) => void results.set(job.id, result))));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+  clearTimeout(timer);
+  if (results.size < runs.length) afterResponse("cron.runs", () => all);
+  return runs.map(({ job }) => results.get(job.id) ?? { name: job.name, status: "running" });
+}
+
+/** One call of the crontab: runs every enabled job that is due, each at most once, and resumes unfinished turns. */
+export async function runDueCronJobs({ now = new Date(), waitMs = CRON_WAIT_MS }: { now?: Date; waitMs?: number } = {}): Promise<CronSummary> {
+  const timeZone = getEnv().cronTimeZone;
+  const jobs = await listCronJobs();
+  const claims = await Promise.all(
+    jobs.map(async (job) => {
+      const slot = dueSlot(asScheduled(job), timeZone, now);
+      if (!slot) return null;
+      return startRun(job, slot).catch((error: unknown) => {
+        logger.error("cron.claim_failed", { jobId: job.id, ...errorMeta(error) });
+        return { job, done: Promise.resolve<CronRunResult>({ name: job.name, status: "failed" }) };
+      });
+    }),
+  );
+  const runs = claims.filter((claim) => claim !== null);
+  const resumed = await turnRunner()
+    .resumeDueTurns()
+    .catch((error: unknown) => {
+      logger.error("turn.resume_failed", errorMeta(error));
+      return 0;
+    });
+  const ran = await collect(runs, waitMs);
+  logger.info("cron.called", { jobs: jobs.length, ran: ran.length, resumed });
+  return { ran, skipped: jobs.length - ran.length, resumed };
+}
+
+/** "Run now" from the webchat: regardless of schedule or enabled; waits up to `waitMs` for the outcome. */
+export async function runCronJobNow({ job, waitMs = CRON_WAIT_MS }: { job: CronJobRow; waitMs?: number }): Promise<CronRunResult> {
+  const run = await startRun(job, null);
+  if (!run) throw new AppError("not_found:cron", "No such cron job.");
+  const [result] = await collect([run], waitMs);
+  return result ?? { name: job.name, status: "running" };
+}
