@@ -2,6 +2,7 @@
 
 import { useEffect, useRef } from "react";
 import type { ChatMessage, StepInfo } from "@/lib/client-api";
+import { parseCronPrompt } from "@/lib/cron-prompt";
 import { Markdown } from "./markdown";
 
 export interface LiveTurn {
@@ -28,8 +29,25 @@ export function MessageList({ messages, live }: { messages: ChatMessage[]; live:
   return (
     <div className="flex-1 overflow-y-auto px-3 py-4 sm:px-6" data-testid="messages">
       <div className="mx-auto flex max-w-3xl flex-col gap-3">
-        {messages.map((message) =>
-          message.role === "user" ? (
+        {messages.map((message) => {
+          const scheduled = message.role === "user" ? parseCronPrompt(message.content) : null;
+          if (scheduled) {
+            // The owner did not type it: shown as the job that asked, not as a message of theirs.
+            return (
+              <div key={message.id} className="flex flex-col items-center gap-1 text-center" data-testid="message-scheduled">
+                <div className="max-w-[85%] rounded-xl border border-dashed border-zinc-300 px-3 py-1.5 text-xs text-zinc-500 dark:border-zinc-700">
+                  <span className="font-medium">⏰ {scheduled.jobName}</span>
+                  <span className="block whitespace-pre-wrap break-words">{scheduled.prompt}</span>
+                </div>
+                {message.turnState === "failed" && (
+                  <span className="text-xs text-red-600" role="status">
+                    No answer: {message.turnError?.replace(/^[a-z_]+:[a-z_]+: /, "") ?? "the run failed"}
+                  </span>
+                )}
+              </div>
+            );
+          }
+          return message.role === "user" ? (
             <div key={message.id} className="flex flex-col items-end gap-1" data-testid="message-user">
               <div className="max-w-[85%] whitespace-pre-wrap break-words rounded-2xl rounded-br-sm bg-blue-600 px-3 py-2 text-white">
                 {message.content}
@@ -48,8 +66,8 @@ export function MessageList({ messages, live }: { messages: ChatMessage[]; live:
               </div>
               {message.model && <span className="text-xs text-zinc-500">{message.model}</span>}
             </div>
-          ),
-        )}
+          );
+        })}
         {live && (
           <div className="flex flex-col items-start gap-1" data-testid="live-turn">
             {/* The agent's raw output as it is written (thoughts and code); the answer replaces it. */}

@@ -49,6 +49,26 @@ export interface Persona {
   system_prompt: string;
 }
 
+export interface CronJobInput {
+  name: string;
+  schedule: string;
+  prompt: string;
+  channel: ChannelName;
+  /** WhatsApp number, Talk token, or webchat conversation id (empty: a new conversation). */
+  channelId: string;
+  model: string;
+  enabled: boolean;
+}
+
+export interface CronJob extends CronJobInput {
+  id: string;
+  lastRun: string | null;
+  lastStatus: "running" | "ok" | "retrying" | "failed" | null;
+  lastError: string | null;
+  lastDurationMs: number | null;
+  nextRun: string | null;
+}
+
 export class ApiError extends Error {
   constructor(
     message: string,
@@ -81,6 +101,12 @@ export const api = {
   models: () => call<ModelsInfo>("/api/models"),
   settings: () => call<Persona>("/api/settings"),
   saveSettings: (persona: Persona) => call<Persona>("/api/settings", { method: "PUT", body: JSON.stringify(persona) }),
+  cronJobs: () => call<{ jobs: CronJob[]; timeZone: string }>("/api/cron-jobs"),
+  createCronJob: (job: CronJobInput) => call<CronJob>("/api/cron-jobs", { method: "POST", body: JSON.stringify(job) }),
+  updateCronJob: (id: string, patch: Partial<CronJobInput>) =>
+    call<CronJob>(`/api/cron-jobs/${encodeURIComponent(id)}`, { method: "PATCH", body: JSON.stringify(patch) }),
+  deleteCronJob: (id: string) => call<void>(`/api/cron-jobs/${encodeURIComponent(id)}`, { method: "DELETE" }),
+  runCronJob: (id: string) => call<CronJob>(`/api/cron-jobs/${encodeURIComponent(id)}/run`, { method: "POST", body: "{}" }),
   health: async (): Promise<HealthInfo | null> => {
     const response = await fetch("/api/health", { cache: "no-store" }).catch(() => null);
     return response ? ((await response.json().catch(() => null)) as HealthInfo | null) : null;

@@ -1,0 +1,5 @@
+import { CronJobs } from "@/components/cron-jobs";
+
+export default function CronPage() {
+  return <CronJobs />;
+}

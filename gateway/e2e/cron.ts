@@ -1,0 +1,178 @@
+// `npm run e2e` (third part): proactive messages end to end. The real gateway
+// (production build) and the real agent with its fake Ollama; Meta's Graph API
+// is the test suite's fake. Two "Bonjour quotidien" jobs are created through
+// the management API (webchat and WhatsApp), then /api/cron is called the way
+// the crontab does: with the exact line scripts/cron-install.sh installs (run
+// by sh, against a fake `crontab` that keeps the table in a file).
+//
+// A wrong secret gets 401 and runs nothing; a call at a due time delivers one
+// message each and stores it; a second call in the same minute delivers nothing.
+import { execFileSync, spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { startFakeGraph } from "../tests/support/fake-graph";
+import { agentAvailable, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
+
+const logDir = path.join(gatewayDir, "e2e-results", "logs-cron");
+const owner = "33612345678";
+const phoneNumberId = "106540352242922";
+const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
+
+let checks = 0;
+function check(condition: unknown, what: string): asserts condition {
+  if (!condition) throw new Error(`check failed: ${what}`);
+  checks += 1;
+  process.stdout.write(`  ok  ${what}\n`);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** The line `make cron-install` writes, for an .env.local holding `cronSecret`, read back from a fake crontab. */
+function crontabLine(envLocal: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "my-claw-crontab-"));
+  mkdirSync(path.join(dir, "bin"));
+  const fake = path.join(dir, "bin", "crontab");
+  writeFileSync(fake, `#!/usr/bin/env bash\nif [ "$1" = "-l" ]; then cat "${dir}/table" 2>/dev/null || exit 1; else cat > "${dir}/table"; fi\n`);
+  chmodSync(fake, 0o755);
+  writeFileSync(path.join(dir, ".env.local"), envLocal);
+  execFileSync("bash", [path.resolve(gatewayDir, "../scripts/cron-install.sh")], {
+    env: { ...process.env, PATH: `${path.join(dir, "bin")}:${process.env.PATH}`, MY_CLAW_ENV_DIR: dir },
+    stdio: "ignore",
+  });
+  return readFileSync(path.join(dir, "table"), "utf8").trim();
+}
+
+/** Runs the line's command as cron would (sh -c, after the five schedule fields); curl's exit status. */
+function runCrontabLine(line: string): number {
+  const command = line.split(/\s+/).slice(5).join(" ");
+  return spawnSync("sh", ["-c", command], { stdio: "ignore", timeout: 60_000 }).status ?? -1;
+}
+
+async function main() {
+  if (!agentAvailable()) {
+    process.stderr.write("e2e cron: ../agent/main.py or its fake Ollama is missing; nothing to run against\n");
+    process.exit(2);
+  }
+  const agentKey = secret();
+  const webchatToken = secret();
+  const cronSecret = secret();
+  const accessToken = `EAAG${secret()}`;
+
+  process.stdout.write("starting fake Graph, fake Ollama, agent and gateway…\n");
+  const graph = await startFakeGraph({ accessToken, phoneNumberId });
+  const ollama = await startFakeOllama(logDir);
+  const agent = await startAgent({ ollamaUrl: ollama.url, apiKey: agentKey, logDir });
+  const gateway = await startGateway({
+    agentUrl: agent.url,
+    agentApiKey: agentKey,
+    webchatToken,
+    ollamaUrl: ollama.url,
+    logDir,
+    env: {
+      LOG_LEVEL: "debug",
+      CRON_SECRET: cronSecret,
+      CRON_TIMEZONE: "Europe/Paris",
+      WHATSAPP_ACCESS_TOKEN: accessToken,
+      WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
+      WHATSAPP_API_URL: graph.url,
+    },
+  });
+  const port = new URL(gateway.url).port;
+  const owned = (route: string, init: RequestInit = {}) =>
+    fetch(gateway.url + route, { ...init, headers: { authorization: `Bearer ${webchatToken}`, "content-type": "application/json" } });
+  const sentCount = () => graph.sent.length;
+  const cronTurns = () => {
+    const database = new Database(gateway.databaseUrl.replace(/^file:/, ""), { readonly: true });
+    try {
+      return (database.prepare(`SELECT count(*) AS n FROM "Turn" WHERE externalId LIKE 'cron:%'`).get() as { n: number }).n;
+    } finally {
+      database.close();
+    }
+  };
+
+  try {
+    process.stdout.write("jobs through the management API\n");
+    const create = async (body: Record<string, unknown>) => {
+      const response = await owned("/api/cron-jobs", { method: "POST", body: JSON.stringify(body) });
+      if (response.status !== 201) throw new Error(`creating a job answered ${response.status}: ${await response.text()}`);
+      return (await response.json()) as { id: string; channelId: string; nextRun: string };
+    };
+    const web = await create({ name: "Bonjour quotidien", schedule: "* * * * *", prompt: `Dis bonjour ${marker}`, channel: "webchat" });
+    await create({ name: "Bonjour quotidien WhatsApp", schedule: "* * * * *", prompt: `Dis bonjour ${marker}`, channel: "whatsapp", channelId: `+${owner}` });
+    const bad = await owned("/api/cron-jobs", { method: "POST", body: JSON.stringify({ name: "x", schedule: "0 9 * *", prompt: "p", channel: "webchat" }) });
+    check(bad.status === 400 && ((await bad.json()) as { error: string }).error.includes("use 5"), "an invalid schedule is refused with 400 and a reason");
+    const list = (await (await owned("/api/cron-jobs")).json()) as { timeZone: string; jobs: { nextRun: string }[] };
+    check(list.timeZone === "Europe/Paris" && list.jobs.length === 2 && list.jobs.every((j) => j.nextRun.endsWith(":00.000Z")), "both jobs are listed with their next minute, in Europe/Paris");
+
+    // Created "two minutes ago" (only the timestamp is moved, in the database): the every-minute slot is due now.
+    const database = new Database(gateway.databaseUrl.replace(/^file:/, ""));
+    database.prepare(`UPDATE "CronJob" SET scheduleSince = ?`).run(new Date(Date.now() - 120_000).toISOString().replace("Z", "+00:00"));
+    database.close();
+    // Both calls below must fall in the same minute.
+    if (new Date().getSeconds() > 40) await sleep((61 - new Date().getSeconds()) * 1000);
+
+    process.stdout.write("wrong secrets\n");
+    const noHeader = await fetch(`${gateway.url}/api/cron`, { method: "POST" });
+    check(noHeader.status === 401, "no X-Cron-Secret: 401");
+    const wrongLine = crontabLine(`CRON_SECRET=${secret()}\nGATEWAY_PORT=${port}\n`);
+    check(runCrontabLine(wrongLine) === 22, "the crontab line with a wrong secret: curl -f fails on the 401");
+    await sleep(1_000);
+    check(sentCount() === 0 && cronTurns() === 0, "… and nothing ran");
+
+    process.stdout.write("a call at a due time\n");
+    const line = crontabLine(`CRON_SECRET=${cronSecret}\nGATEWAY_PORT=${port}\n`);
+    check(line.startsWith("* * * * * curl -fsS -X POST") && !line.includes(cronSecret), "make cron-install writes the every-minute line, without the secret itself");
+    check(runCrontabLine(line) === 0, "the crontab line, run by sh, succeeds");
+    await waitFor("the WhatsApp message", () => graph.sent.length >= 1);
+    check(sentCount() === 1 && graph.sent[0]!.to === owner && graph.sent[0]!.body.includes("Dis bonjour"), "WhatsApp: one message to the owner");
+    check(graph.sent[0]!.replyTo === undefined, "… quoting nothing (it answers no message)");
+    const history = async () =>
+      ((await (await owned(`/api/conversations/${web.channelId}/messages`)).json()) as { messages: { role: string; content: string }[] }).messages;
+    await waitFor("the webchat answer", async () => (await history()).some((m) => m.role === "assistant"));
+    const messages = await history();
+    check(
+      messages.length === 2 && messages[0]!.content.startsWith('[scheduled job "Bonjour quotidien"]') && messages[1]!.content.includes("Dis bonjour"),
+      "webchat: the prompt, marked as the job's, and the answer are in the job's conversation",
+    );
+    const jobs = (await (await owned("/api/cron-jobs")).json()) as { jobs: { lastStatus: string; lastRun: string | null }[] };
+    check(jobs.jobs.every((j) => j.lastStatus === "ok" && j.lastRun), "both jobs record lastRun and status ok");
+
+    process.stdout.write("a second call in the same minute\n");
+    const again = await fetch(`${gateway.url}/api/cron`, { method: "POST", headers: { "x-cron-secret": cronSecret } });
+    const summary = (await again.json()) as { ran: unknown[]; skipped: number };
+    check(again.status === 200 && summary.ran.length === 0 && summary.skipped === 2, `runs nothing: ${JSON.stringify(summary)}`);
+    await sleep(1_500);
+    check(sentCount() === 1 && (await history()).length === 2 && cronTurns() === 2, "… and delivers nothing");
+
+    const logs = readdirSync(logDir)
+      .filter((name) => name.startsWith("gateway"))
+      .map((name) => readFileSync(path.join(logDir, name), "utf8"))
+      .join("\n");
+    check(logs.includes("cron.finished") && !logs.includes(marker) && !logs.includes(cronSecret), "the logs (debug level) carry neither prompts, answers nor the secret");
+    process.stdout.write(`e2e cron: ${checks} passed, 0 failed\n`);
+  } catch (error) {
+    process.stderr.write(`e2e cron failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`service logs in ${logDir}\n`);
+    process.exitCode = 1;
+  } finally {
+    await stopAll();
+    await graph.close();
+  }
+}
+
+main().catch(async (error: unknown) => {
+  process.stderr.write(`e2e cron could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+  await stopAll();
+  process.exit(1);
+});
