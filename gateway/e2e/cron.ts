@@ -7,18 +7,22 @@
 //
 // A wrong secret gets 401 and runs nothing; a call at a due time delivers one
 // message each and stores it; a second call in the same minute delivers nothing.
-import { execFileSync, spawnSync } from "node:child_process";
+// Then headless Chromium (a phone) opens the Schedule page and the job's conversation.
+import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { chromium } from "playwright-core";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { agentAvailable, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs-cron");
 const owner = "33612345678";
 const phoneNumberId = "106540352242922";
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const chromiumArgs = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
 
 let checks = 0;
@@ -53,10 +57,16 @@ function crontabLine(envLocal: string): string {
   return readFileSync(path.join(dir, "table"), "utf8").trim();
 }
 
-/** Runs the line's command as cron would (sh -c, after the five schedule fields); curl's exit status. */
-function runCrontabLine(line: string): number {
+/**
+ * Runs the line's command as cron would (sh -c, after the five schedule fields); curl's exit status.
+ * Asynchronously: the fake Graph API lives in this process and must answer meanwhile.
+ */
+function runCrontabLine(line: string): Promise<number> {
   const command = line.split(/\s+/).slice(5).join(" ");
-  return spawnSync("sh", ["-c", command], { stdio: "ignore", timeout: 60_000 }).status ?? -1;
+  return new Promise((resolve) => {
+    const child = spawn("sh", ["-c", command], { stdio: "ignore", timeout: 60_000 });
+    child.once("exit", (code) => resolve(code ?? -1));
+  });
 }
 
 async function main() {
@@ -126,14 +136,14 @@ async function main() {
     const noHeader = await fetch(`${gateway.url}/api/cron`, { method: "POST" });
     check(noHeader.status === 401, "no X-Cron-Secret: 401");
     const wrongLine = crontabLine(`CRON_SECRET=${secret()}\nGATEWAY_PORT=${port}\n`);
-    check(runCrontabLine(wrongLine) === 22, "the crontab line with a wrong secret: curl -f fails on the 401");
+    check((await runCrontabLine(wrongLine)) === 22, "the crontab line with a wrong secret: curl -f fails on the 401");
     await sleep(1_000);
     check(sentCount() === 0 && cronTurns() === 0, "… and nothing ran");
 
     process.stdout.write("a call at a due time\n");
     const line = crontabLine(`CRON_SECRET=${cronSecret}\nGATEWAY_PORT=${port}\n`);
     check(line.startsWith("* * * * * curl -fsS -X POST") && !line.includes(cronSecret), "make cron-install writes the every-minute line, without the secret itself");
-    check(runCrontabLine(line) === 0, "the crontab line, run by sh, succeeds");
+    check((await runCrontabLine(line)) === 0, "the crontab line, run by sh, succeeds");
     await waitFor("the WhatsApp message", () => graph.sent.length >= 1);
     check(sentCount() === 1 && graph.sent[0]!.to === owner && graph.sent[0]!.body.includes("Dis bonjour"), "WhatsApp: one message to the owner");
     check(graph.sent[0]!.replyTo === undefined, "… quoting nothing (it answers no message)");
@@ -145,8 +155,8 @@ async function main() {
       messages.length === 2 && messages[0]!.content.startsWith('[scheduled job "Bonjour quotidien"]') && messages[1]!.content.includes("Dis bonjour"),
       "webchat: the prompt, marked as the job's, and the answer are in the job's conversation",
     );
-    const jobs = (await (await owned("/api/cron-jobs")).json()) as { jobs: { lastStatus: string; lastRun: string | null }[] };
-    check(jobs.jobs.every((j) => j.lastStatus === "ok" && j.lastRun), "both jobs record lastRun and status ok");
+    const jobs = (await (await owned("/api/cron-jobs")).json()) as { jobs: { lastStatus: string; lastRun: string | null; lastDurationMs: number }[] };
+    check(jobs.jobs.every((j) => j.lastStatus === "ok" && j.lastRun && j.lastDurationMs < 10_000), "both jobs record lastRun, status ok and a duration");
 
     process.stdout.write("a second call in the same minute\n");
     const again = await fetch(`${gateway.url}/api/cron`, { method: "POST", headers: { "x-cron-secret": cronSecret } });
@@ -154,6 +164,27 @@ async function main() {
     check(again.status === 200 && summary.ran.length === 0 && summary.skipped === 2, `runs nothing: ${JSON.stringify(summary)}`);
     await sleep(1_500);
     check(sentCount() === 1 && (await history()).length === 2 && cronTurns() === 2, "… and delivers nothing");
+
+    process.stdout.write("the management page (a phone)\n");
+    const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
+    try {
+      const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+      page.setDefaultTimeout(20_000);
+      await page.goto(`${gateway.url}/login`);
+      await page.locator("input[name=token]").fill(webchatToken);
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.getByTestId("cron-link").click();
+      await page.waitForURL(/\/cron$/);
+      await page.getByText("Bonjour quotidien WhatsApp").waitFor();
+      check((await page.getByTestId("cron-timezone").textContent()) === "Europe/Paris", "the page lists the jobs with times in Europe/Paris");
+      check(await page.getByText("error 131047", { exact: false }).first().isVisible(), "the WhatsApp job shows Meta's 24-hour rule (131047)");
+      await page.screenshot({ path: path.join(gatewayDir, "e2e-results", "cron-page.png"), fullPage: true });
+      await page.goto(`${gateway.url}/?c=${encodeURIComponent(web.channelId)}`);
+      await page.getByTestId("message-scheduled").getByText("Bonjour quotidien").waitFor();
+      check(await page.getByTestId("message-assistant").first().isVisible(), "the chat shows the job's prompt as the job's, then the answer");
+    } finally {
+      await browser.close();
+    }
 
     const logs = readdirSync(logDir)
       .filter((name) => name.startsWith("gateway"))
