@@ -51,7 +51,7 @@ function cut(text: string, budget: number): { head: string; tail: string } {
   const window = text.slice(0, budget + 1);
   const min = Math.ceil(budget / 4);
   for (const [level, pattern] of boundaries.entries()) {
-    // Words: any boundary is better than cutting through a word that would fit.
+    // Words: a word boundary beats cutting through a word that would fit.
     const match = lastBoundary(window, pattern, level === boundaries.length - 1 ? 1 : min);
     if (match) {
       return { head: text.slice(0, match.index).trimEnd(), tail: text.slice(match.index + match[0].length) };
