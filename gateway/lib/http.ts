@@ -19,24 +19,33 @@ export async function readRawBody(request: Request, { maxBytes = MAX_BODY_BYTES 
     });
   const declared = Number(request.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge();
-  if (!request.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await reader.cancel().catch(() => undefined);
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
+    return await readCapped(request.body, maxBytes, tooLarge);
   } catch (error) {
     if (isAppError(error)) throw error;
     throw new AppError("bad_request:body", "The request body could not be read.", { cause: error });
+  }
+}
+
+/** A whole stream as bytes, refusing (and cancelling it) as soon as it passes maxBytes. */
+export async function readCapped(
+  stream: ReadableStream<Uint8Array> | null,
+  maxBytes: number,
+  tooLarge: () => AppError,
+): Promise<Uint8Array> {
+  if (!stream) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
   }
   const body = new Uint8Array(size);
   let offset = 0;

@@ -2,6 +2,7 @@ import "server-only";
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { AppError, isAppError } from "../errors";
+import { readCapped } from "../http";
 import { markdownToWhatsApp, splitMessage } from "./text";
 import type { Channel, InboundMessage } from "./types";
 
@@ -255,26 +256,11 @@ function withDetail(error: unknown, detail: Record<string, number>): unknown {
   return new AppError(error.code, error.message, { cause: error, detail: { ...error.detail, ...detail } });
 }
 
-async function readCapped(response: Response, maxBytes: number): Promise<Uint8Array> {
-  const tooLarge = () =>
+function mediaTooLarge(maxBytes: number): () => AppError {
+  return () =>
     new AppError("payload_too_large:channel", `The media file is larger than ${Math.round(maxBytes / 1024 / 1024)} MB.`, {
       detail: { maxBytes },
     });
-  if (!response.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return new Uint8Array(Buffer.concat(chunks));
 }
 
 export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClient {
@@ -372,7 +358,7 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
         });
       }
       // The URL lives 5 minutes and wants the same bearer token.
-      const bytes = await withRetry(async () => readCapped(await request(url, { method: "GET" }), maxMediaBytes));
+      const bytes = await withRetry(async () => readCapped((await request(url, { method: "GET" })).body, maxMediaBytes, mediaTooLarge(maxMediaBytes)));
       return { bytes, mimeType: mime_type ?? "application/octet-stream" };
     },
   };
