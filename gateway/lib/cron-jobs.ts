@@ -14,6 +14,7 @@ import {
   getCronJobById,
   getOrCreateConversation,
   listCronJobs,
+  listTurnOutcomesByIds,
   updateCronJobById,
   type CronJobFields,
   type CronJobRow,
@@ -60,7 +61,32 @@ export interface CronJobView {
   nextRun: string | null;
 }
 
-export function toJobView(job: CronJobRow, timeZone = getEnv().cronTimeZone): CronJobView {
+type TurnOutcome = Awaited<ReturnType<typeof listTurnOutcomesByIds>>[number];
+
+/**
+ * A run left "running" or "retrying" may have been finished since by the sweep
+ * (after a backoff, or after a restart): its turn says how it ended.
+ */
+function settled(job: CronJobRow, turn: TurnOutcome | undefined): Pick<CronJobRow, "lastStatus" | "lastError"> {
+  const { lastStatus, lastError } = job;
+  if (!turn || (lastStatus !== "running" && lastStatus !== "retrying")) return { lastStatus, lastError };
+  if (turn.state === "delivered") return { lastStatus: "ok", lastError: null };
+  if (turn.state === "failed") return { lastStatus: "failed", lastError: turn.lastError };
+  return { lastStatus, lastError: turn.lastError ?? lastError };
+}
+
+async function toViews(jobs: CronJobRow[], timeZone = getEnv().cronTimeZone): Promise<CronJobView[]> {
+  const pending = jobs.flatMap((job) => (job.lastTurnId && (job.lastStatus === "running" || job.lastStatus === "retrying") ? [job.lastTurnId] : []));
+  const turnById = new Map((await listTurnOutcomesByIds({ ids: pending })).map((turn) => [turn.id, turn]));
+  return jobs.map((job) => toJobView({ ...job, ...settled(job, job.lastTurnId ? turnById.get(job.lastTurnId) : undefined) }, timeZone));
+}
+
+async function toView(job: CronJobRow): Promise<CronJobView> {
+  const [view] = await toViews([job]);
+  return view!;
+}
+
+function toJobView(job: CronJobRow, timeZone = getEnv().cronTimeZone): CronJobView {
   const scheduled = asScheduled(job);
   const next = job.enabled ? nextFireTime(job.schedule, timeZone, scheduled.lastRun ?? scheduled.createdAt) : null;
   return {
@@ -116,13 +142,13 @@ async function jobById(id: string): Promise<CronJobRow> {
 
 export async function listJobs(): Promise<{ jobs: CronJobView[]; timeZone: string }> {
   const timeZone = getEnv().cronTimeZone;
-  return { jobs: (await listCronJobs()).map((job) => toJobView(job, timeZone)), timeZone };
+  return { jobs: await toViews(await listCronJobs(), timeZone), timeZone };
 }
 
 export async function createJob(body: CronJobCreate): Promise<CronJobView> {
   checkJobSchedule(body.schedule);
   const channelId = await resolveChannelId(body.channel, body.channelId, body.name, body.model);
-  return toJobView(await createCronJob({ fields: { ...body, channelId } }));
+  return toView(await createCronJob({ fields: { ...body, channelId } }));
 }
 
 export async function updateJob(id: string, patch: CronJobPatch): Promise<CronJobView> {
@@ -138,7 +164,7 @@ export async function updateJob(id: string, patch: CronJobPatch): Promise<CronJo
   if ((patch.schedule !== undefined && patch.schedule !== job.schedule) || (patch.enabled === true && !job.enabled)) {
     fields.scheduleSince = new Date();
   }
-  return toJobView(await updateCronJobById({ id, fields }));
+  return toView(await updateCronJobById({ id, fields }));
 }
 
 export async function deleteJob(id: string): Promise<void> {
@@ -148,5 +174,5 @@ export async function deleteJob(id: string): Promise<void> {
 /** Runs the job now, whatever its schedule, and returns it with the run's status (or "running"). */
 export async function runJobNow(id: string): Promise<CronJobView> {
   await runCronJobNow({ job: await jobById(id) });
-  return toJobView(await jobById(id));
+  return toView(await jobById(id));
 }

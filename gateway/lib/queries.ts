@@ -435,12 +435,18 @@ export async function startCronRun({
           nextAttemptAt,
         },
       });
+      await tx.cronJob.update({ where: { id: jobId }, data: { lastTurnId: turn.id } });
       return { turnId: turn.id, conversationId: conversation.id, externalId };
     });
   } catch (error) {
     if (isUniqueViolation(error)) return null;
     throw error;
   }
+}
+
+export async function listTurnOutcomesByIds({ ids }: { ids: string[] }) {
+  if (ids.length === 0) return [];
+  return db().turn.findMany({ where: { id: { in: ids } }, select: { id: true, state: true, lastError: true } });
 }
 
 /** Records how a run ended, unless a newer run of the job has started since. */

@@ -230,3 +230,43 @@ describe("claiming a run", () => {
     expect(again).toBeNull();
   });
 });
+
+describe("slow and orphaned runs", () => {
+  it("answers 'running' after the wait and records the outcome when the run ends", async () => {
+    const { runDueCronJobs } = await import("../lib/cron");
+    await dueJob({ name: "slow" });
+    agent.reply = () => ({ delayMs: 400 });
+    const summary = await runDueCronJobs({ waitMs: 50 });
+    expect(summary.ran).toEqual([{ name: "slow", status: "running" }]);
+    expect((await db().cronJob.findFirstOrThrow()).lastStatus).toBe("running");
+    await backgroundIdle();
+    expect(await db().cronJob.findFirstOrThrow()).toMatchObject({ lastStatus: "ok", lastError: null });
+  });
+
+  it("gives a webchat job whose conversation was deleted a new one", async () => {
+    const job = await dueJob({ name: "orphan" });
+    await db().conversation.delete({ where: { id: job.channelId } });
+    expect(await (await callCron()).json()).toMatchObject({ ran: [{ name: "orphan", status: "ok" }] });
+    const { channelId } = await db().cronJob.findUniqueOrThrow({ where: { id: job.id } });
+    expect(channelId).not.toBe(job.channelId);
+    expect(await listMessagesByConversation({ conversationId: channelId })).toHaveLength(2);
+  });
+});
+
+describe("a run finished later by the sweep", () => {
+  it("is retried by a later /api/cron call and then reported ok from its turn", async () => {
+    const { turnRunner } = await import("../lib/turn");
+    const job = await dueJob({ name: "flaky", channel: "whatsapp", channelId: owner });
+    agent.reply = () => ({ status: 503, error: { error: "Ollama is down", code: "unavailable:ollama" } });
+    expect(await (await callCron()).json()).toMatchObject({ ran: [{ name: "flaky", status: "retrying" }] });
+    const list = async () => ((await (await cronJobs.GET(new Request(`${base}/api/cron-jobs`, { headers: bearer }))).json()) as { jobs: { lastStatus: string; lastError: string | null }[] }).jobs[0];
+    expect(await list()).toMatchObject({ lastStatus: "retrying", lastError: expect.stringContaining("unavailable:agent") });
+
+    agent.reply = () => ({});
+    await db().turn.updateMany({ where: { externalId: { startsWith: `cron:${job.id}:` } }, data: { nextAttemptAt: new Date(0) } });
+    expect(await (await callCron()).json()).toMatchObject({ ran: [], resumed: 1 });
+    await turnRunner().idle();
+    expect(graph.sent).toHaveLength(1);
+    expect(await list()).toMatchObject({ lastStatus: "ok", lastError: null });
+  });
+});

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "CronJob" ADD COLUMN "lastTurnId" TEXT;
