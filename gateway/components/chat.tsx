@@ -191,7 +191,8 @@ export function Chat() {
           <h1 className="min-w-0 flex-1 truncate font-medium">{active?.title ?? (activeId ? "Conversation" : "New conversation")}</h1>
           <ModelSelect value={model} onChange={setModel} disabled={isStreaming || isReadOnly} />
           <HealthBadge />
-          <Link href="/cron" className="rounded p-1 text-sm text-zinc-600 hover:underline dark:text-zinc-400" data-testid="cron-link">
+          {/* On a phone the header has no room: the list (☰) links to it instead. */}
+          <Link href="/cron" className="hidden rounded p-1 text-sm text-zinc-600 hover:underline sm:inline dark:text-zinc-400" data-testid="cron-link">
             Schedule
           </Link>
           <Link href="/settings" className="rounded p-1 text-sm text-zinc-600 hover:underline dark:text-zinc-400" data-testid="settings-link">

@@ -1,5 +1,6 @@
 "use client";
 
+import Link from "next/link";
 import type { ConversationSummary } from "@/lib/client-api";
 
 const channelLabel = { webchat: "web", whatsapp: "WhatsApp", nextcloud: "Talk" } as const;
@@ -54,6 +55,9 @@ export function ConversationList({
           </li>
         ))}
       </ul>
+      <Link href="/cron" className="rounded-lg px-2 py-2 text-sm text-zinc-600 hover:bg-zinc-100 dark:text-zinc-400 dark:hover:bg-zinc-900" data-testid="cron-list-link">
+        Scheduled messages
+      </Link>
     </nav>
   );
 }

@@ -36,7 +36,7 @@ export function MessageList({ messages, live }: { messages: ChatMessage[]; live:
             return (
               <div key={message.id} className="flex flex-col items-center gap-1 text-center" data-testid="message-scheduled">
                 <div className="max-w-[85%] rounded-xl border border-dashed border-zinc-300 px-3 py-1.5 text-xs text-zinc-500 dark:border-zinc-700">
-                  <span className="font-medium">⏰ {scheduled.jobName}</span>
+                  <span className="font-medium">Scheduled · {scheduled.jobName}</span>
                   <span className="block whitespace-pre-wrap break-words">{scheduled.prompt}</span>
                 </div>
                 {message.turnState === "failed" && (

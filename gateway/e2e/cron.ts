@@ -173,15 +173,17 @@ async function main() {
       await page.goto(`${gateway.url}/login`);
       await page.locator("input[name=token]").fill(webchatToken);
       await page.getByRole("button", { name: "Log in" }).click();
-      await page.getByTestId("cron-link").click();
+      await page.getByRole("button", { name: "Conversations" }).click();
+      await page.getByTestId("cron-list-link").click();
       await page.waitForURL(/\/cron$/);
       await page.getByText("Bonjour quotidien WhatsApp").waitFor();
       check((await page.getByTestId("cron-timezone").textContent()) === "Europe/Paris", "the page lists the jobs with times in Europe/Paris");
       check(await page.getByText("error 131047", { exact: false }).first().isVisible(), "the WhatsApp job shows Meta's 24-hour rule (131047)");
       await page.screenshot({ path: path.join(gatewayDir, "e2e-results", "cron-page.png"), fullPage: true });
       await page.goto(`${gateway.url}/?c=${encodeURIComponent(web.channelId)}`);
-      await page.getByTestId("message-scheduled").getByText("Bonjour quotidien").waitFor();
+      await page.getByTestId("message-scheduled").getByText("Scheduled · Bonjour quotidien").waitFor();
       check(await page.getByTestId("message-assistant").first().isVisible(), "the chat shows the job's prompt as the job's, then the answer");
+      await page.screenshot({ path: path.join(gatewayDir, "e2e-results", "cron-conversation.png") });
     } finally {
       await browser.close();
     }
