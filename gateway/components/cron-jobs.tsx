@@ -62,13 +62,19 @@ export function CronJobs() {
     setError(null);
     try {
       await action();
-      await load();
     } catch (caught) {
       fail(caught, fallback);
     } finally {
+      await load();
       setBusyId(null);
     }
   }
+
+  // Shown at once; the reload after the PATCH brings the new next run (or the old state back on failure).
+  const toggle = (job: CronJob, enabled: boolean) => {
+    setJobs((list) => list?.map((j) => (j.id === job.id ? { ...j, enabled } : j)) ?? list);
+    void act(job, () => api.updateCronJob(job.id, { enabled }), "Could not change the job.");
+  };
 
   const remove = (job: CronJob) => {
     if (window.confirm(`Delete the job “${job.name}”? Its messages stay in their conversation.`)) {
@@ -124,7 +130,7 @@ export function CronJobs() {
                     type="checkbox"
                     checked={job.enabled}
                     disabled={busyId === job.id}
-                    onChange={(e) => void act(job, () => api.updateCronJob(job.id, { enabled: e.target.checked }), "Could not change the job.")}
+                    onChange={(e) => toggle(job, e.target.checked)}
                   />
                   Enabled
                 </label>

@@ -180,6 +180,31 @@ async function main() {
       check((await page.getByTestId("cron-timezone").textContent()) === "Europe/Paris", "the page lists the jobs with times in Europe/Paris");
       check(await page.getByText("error 131047", { exact: false }).first().isVisible(), "the WhatsApp job shows Meta's 24-hour rule (131047)");
       await page.screenshot({ path: path.join(gatewayDir, "e2e-results", "cron-page.png"), fullPage: true });
+
+      // The form: the server's reason is shown; then create, run now, disable, delete.
+      page.on("dialog", (dialog) => void dialog.accept());
+      await page.getByRole("button", { name: "New job" }).click();
+      const form = page.getByTestId("cron-form");
+      await form.locator("input[name=name]").fill("Point du soir");
+      await form.locator("input[name=schedule]").fill("0 19 * *");
+      await form.locator("textarea[name=prompt]").fill("Résume ma journée");
+      await form.getByRole("button", { name: "Create" }).click();
+      await form.getByRole("alert").filter({ hasText: "use 5" }).waitFor();
+      check(true, "the form shows why a schedule is refused");
+      await form.locator("input[name=schedule]").fill("0 19 * * *");
+      await form.getByRole("button", { name: "Create" }).click();
+      const card = page.locator("li", { hasText: "Point du soir" });
+      await card.getByText("(Europe/Paris)").waitFor();
+      check(await card.getByText("7:00 PM", { exact: false }).or(card.getByText("19:00", { exact: false })).first().isVisible(), "a new job shows its next run at 19:00 Paris time");
+      await card.getByRole("button", { name: "Run now" }).click();
+      await card.getByText("ok", { exact: true }).waitFor();
+      check(true, "Run now runs it and shows ok");
+      await card.getByRole("checkbox").uncheck();
+      await card.getByText("never (disabled)").waitFor();
+      check(true, "disabling it leaves no next run");
+      await card.getByRole("button", { name: "Delete" }).click();
+      await card.waitFor({ state: "detached" });
+      check(true, "deleting it removes it from the list");
       await page.goto(`${gateway.url}/?c=${encodeURIComponent(web.channelId)}`);
       await page.getByTestId("message-scheduled").getByText("Scheduled · Bonjour quotidien").waitFor();
       check(await page.getByTestId("message-assistant").first().isVisible(), "the chat shows the job's prompt as the job's, then the answer");
