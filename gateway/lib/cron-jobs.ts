@@ -10,8 +10,10 @@ import { AppError } from "./errors";
 import {
   createCronJob,
   deleteCronJobById,
+  duplicateName,
   getConversationById,
   getCronJobById,
+  getCronJobByName,
   getOrCreateConversation,
   listCronJobs,
   listTurnOutcomesByIds,
@@ -147,6 +149,8 @@ export async function listJobs(): Promise<{ jobs: CronJobView[]; timeZone: strin
 
 export async function createJob(body: CronJobCreate): Promise<CronJobView> {
   checkJobSchedule(body.schedule);
+  // Before a webchat job's conversation is created, so a refused job leaves none behind (the unique index still decides).
+  if (await getCronJobByName({ name: body.name })) throw duplicateName(body.name);
   const channelId = await resolveChannelId(body.channel, body.channelId, body.name, body.model);
   return toView(await createCronJob({ fields: { ...body, channelId } }));
 }

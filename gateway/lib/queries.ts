@@ -342,7 +342,7 @@ function isUniqueViolation(error: unknown): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
 }
 
-const duplicateName = (name: string | undefined) =>
+export const duplicateName = (name: string | undefined) =>
   new AppError("bad_request:cron", `A job named "${name ?? ""}" already exists; choose another name.`);
 
 export async function listCronJobs() {
@@ -352,6 +352,10 @@ export type CronJobRow = Awaited<ReturnType<typeof listCronJobs>>[number];
 
 export async function getCronJobById({ id }: { id: string }) {
   return db().cronJob.findUnique({ where: { id } });
+}
+
+export async function getCronJobByName({ name }: { name: string }) {
+  return db().cronJob.findUnique({ where: { name } });
 }
 
 export async function createCronJob({ fields }: { fields: CronJobFields }) {

@@ -170,6 +170,7 @@ describe("/api/cron-jobs", () => {
     const response = await create({ name: "Daily", schedule: "@daily", prompt: "hi", channel: "webchat" });
     expect(response.status).toBe(400);
     expect((await response.json()).error).toContain('A job named "Daily" already exists');
+    expect(await db().conversation.count({ where: { title: "Daily" } })).toBe(1);
   });
 
   it("creates, lists with nextRun in CRON_TIMEZONE, edits, disables and deletes", async () => {
