@@ -1,12 +1,16 @@
 """A local stand-in for SearXNG's `GET /search?q=...&format=json`, speaking its real JSON shape.
 
 Modes mimic what a real instance does: "ok" (results), "empty" (no results), "forbidden" (JSON format
-disabled: 403 with an HTML page), "rate_limited" (429 from the limiter). Every query is recorded.
+disabled: 403 with an HTML page), "rate_limited" (429 from the limiter). Every query is recorded, and
+`GET /_fake/requests` returns them (`[{"query", "format"}]`) to a test in another process.
+Run alone with `python -m tests.fakes.searxng --port 0`: it prints `READY <port>` once it listens.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,14 +58,14 @@ FORBIDDEN_HTML = b"<!DOCTYPE html><html><head><title>403 Forbidden</title></head
 
 
 class FakeSearxng:
-    def __init__(self, results: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, results: list[dict[str, Any]] | None = None, port: int = 0) -> None:
         self.mode = "ok"
         self.results = DEFAULT_RESULTS if results is None else results
         self.suggestions: list[str] = []
         self.unresponsive_engines: list[list[str]] = []
         self.queries: list[str] = []
         self.formats: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._server.daemon_threads = True
         # A short poll interval keeps shutdown() (and so each test's teardown) fast.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -96,6 +100,10 @@ def _make_handler(fake: FakeSearxng) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
+            if url.path == "/_fake/requests":
+                records = [{"query": q, "format": f} for q, f in zip(fake.queries, fake.formats, strict=False)]
+                self._send(200, json.dumps(records).encode(), "application/json")
+                return
             if url.path != "/search":
                 self._send(404, b"Not Found", "text/plain")
                 return
@@ -124,3 +132,20 @@ def _make_handler(fake: FakeSearxng) -> type[BaseHTTPRequestHandler]:
             pass  # keep pytest output clean
 
     return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    with FakeSearxng(port=args.port) as fake:
+        sys.stdout.write(f"READY {fake.url.rsplit(':', 1)[1]}\n")
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
