@@ -15,6 +15,7 @@ import Database from "better-sqlite3";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
+import { check, passed, sleep, waitFor } from "./checks";
 import { agentAvailable, gatewayDir, killService, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs");
@@ -22,23 +23,6 @@ const owner = "16505551234";
 const phoneNumberId = "106540352242922";
 const room = "n3xtc10ud";
 const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
-
-let checks = 0;
-function check(condition: unknown, what: string): asserts condition {
-  if (!condition) throw new Error(`check failed: ${what}`);
-  checks += 1;
-  process.stdout.write(`  ok  ${what}\n`);
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 45_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const codeAnswer = (text: string) => `Thought: answering.\n<code>\nfinal_answer(${JSON.stringify(text)})\n</code>`;
 
@@ -170,7 +154,7 @@ async function main() {
       .map((name) => readFileSync(path.join(logDir, name), "utf8"))
       .join("\n");
     check(logs.includes("whatsapp.received") && !logs.includes(marker), "the gateway's logs (debug level) never contain message text");
-    process.stdout.write(`e2e channels: ${checks} passed, 0 failed\n`);
+    process.stdout.write(`e2e channels: ${passed()} passed, 0 failed\n`);
   } catch (error) {
     process.stderr.write(`e2e channels failed: ${error instanceof Error ? error.message : String(error)}\n`);
     process.stderr.write(`service logs in ${logDir}\n`);

@@ -8,66 +8,20 @@
 // A wrong secret gets 401 and runs nothing; a call at a due time delivers one
 // message each and stores it; a second call in the same minute delivers nothing.
 // Then headless Chromium (a phone) opens the Schedule page and the job's conversation.
-import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { chromium } from "playwright-core";
 import { startFakeGraph } from "../tests/support/fake-graph";
-import { agentAvailable, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
+import { crontabLine, runCrontabLine } from "./crontab";
+import { check, passed, sleep, waitFor } from "./checks";
+import { agentAvailable, chromiumArgs, chromiumPath, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs-cron");
 const owner = "33612345678";
 const phoneNumberId = "106540352242922";
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const chromiumArgs = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
-
-let checks = 0;
-function check(condition: unknown, what: string): asserts condition {
-  if (!condition) throw new Error(`check failed: ${what}`);
-  checks += 1;
-  process.stdout.write(`  ok  ${what}\n`);
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-/** The line `make cron-install` writes, for an .env.local holding `cronSecret`, read back from a fake crontab. */
-function crontabLine(envLocal: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), "my-claw-crontab-"));
-  mkdirSync(path.join(dir, "bin"));
-  const fake = path.join(dir, "bin", "crontab");
-  writeFileSync(fake, `#!/usr/bin/env bash\nif [ "$1" = "-l" ]; then cat "${dir}/table" 2>/dev/null || exit 1; else cat > "${dir}/table"; fi\n`);
-  chmodSync(fake, 0o755);
-  writeFileSync(path.join(dir, ".env.local"), envLocal);
-  execFileSync("bash", [path.resolve(gatewayDir, "../scripts/cron-install.sh")], {
-    env: { ...process.env, PATH: `${path.join(dir, "bin")}:${process.env.PATH}`, MY_CLAW_ENV_DIR: dir },
-    stdio: "ignore",
-  });
-  return readFileSync(path.join(dir, "table"), "utf8").trim();
-}
-
-/**
- * Runs the line's command as cron would (sh -c, after the five schedule fields); curl's exit status.
- * Asynchronously: the fake Graph API lives in this process and must answer meanwhile.
- */
-function runCrontabLine(line: string): Promise<number> {
-  const command = line.split(/\s+/).slice(5).join(" ");
-  return new Promise((resolve) => {
-    const child = spawn("sh", ["-c", command], { stdio: "ignore", timeout: 60_000 });
-    child.once("exit", (code) => resolve(code ?? -1));
-  });
-}
 
 async function main() {
   if (!agentAvailable()) {
@@ -218,7 +172,7 @@ async function main() {
       .map((name) => readFileSync(path.join(logDir, name), "utf8"))
       .join("\n");
     check(logs.includes("cron.finished") && !logs.includes(marker) && !logs.includes(cronSecret), "the logs (debug level) carry neither prompts, answers nor the secret");
-    process.stdout.write(`e2e cron: ${checks} passed, 0 failed\n`);
+    process.stdout.write(`e2e cron: ${passed()} passed, 0 failed\n`);
   } catch (error) {
     process.stderr.write(`e2e cron failed: ${error instanceof Error ? error.message : String(error)}\n`);
     process.stderr.write(`service logs in ${logDir}\n`);

@@ -8,22 +8,14 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { chromium, type Page } from "playwright-core";
-import { agentAvailable, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
+import { check, passed } from "./checks";
+import { agentAvailable, chromiumArgs, chromiumPath, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
 
 const resultsDir = path.join(gatewayDir, "e2e-results");
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const chromiumArgs = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 
 interface OllamaRecord {
   path: string;
   body: { messages?: { role: string; content: unknown }[] };
-}
-
-let checks = 0;
-function check(condition: unknown, what: string): asserts condition {
-  if (!condition) throw new Error(`check failed: ${what}`);
-  checks += 1;
-  process.stdout.write(`  ok  ${what}\n`);
 }
 
 async function fakeOllama(url: string, route: string, body?: unknown): Promise<unknown> {
@@ -149,7 +141,7 @@ async function main() {
     await page.waitForFunction(() => document.querySelectorAll("[data-testid=conversation-list] li").length === 1);
     check(true, "a conversation can be deleted from the list");
     await page.screenshot({ path: path.join(resultsDir, "chat-desktop.png"), fullPage: true });
-    process.stdout.write(`e2e: ${checks} passed, 0 failed\n`);
+    process.stdout.write(`e2e: ${passed()} passed, 0 failed\n`);
   } catch (error) {
     await page.screenshot({ path: path.join(resultsDir, "failure.png"), fullPage: true }).catch(() => undefined);
     process.stderr.write(`e2e failed: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -1,6 +1,7 @@
-// Starts the real services for the end-to-end test and the benchmark: the fake
-// Ollama and the real agent (from ../agent, through uv), and the gateway's
-// production build. Each runs in its own process group, stopped by its own id.
+// Starts the real services for the end-to-end tests and the benchmark: the fake
+// Ollama and SearXNG, the real agent and Gradio console (from ../agent, through
+// uv), and the gateway's production build. Each runs in its own process group,
+// stopped by its own id.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync } from "node:fs";
@@ -11,6 +12,8 @@ import { applyMigrations } from "../lib/migrations";
 
 export const gatewayDir = process.cwd();
 export const agentDir = path.resolve(gatewayDir, "../agent");
+export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+export const chromiumArgs = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 
 export interface Service {
   name: string;
@@ -36,7 +39,7 @@ export function secret(): string {
   return randomBytes(24).toString("hex");
 }
 
-function uv(): string {
+export function uv(): string {
   if (process.env.UV) return process.env.UV;
   const local = path.join(homedir(), ".local/bin/uv");
   return existsSync(local) ? local : "uv";
@@ -82,15 +85,17 @@ export function agentAvailable(): boolean {
   return existsSync(path.join(agentDir, "main.py")) && existsSync(path.join(agentDir, "tests/fakes/ollama.py"));
 }
 
-export async function startFakeOllama(logDir: string): Promise<Service> {
-  const { child, logFile } = launch("fake-ollama", uv(), ["run", "--no-sync", "python", "-m", "tests.fakes.ollama", "--port", "0"], {
+/** A fake from ../agent/tests/fakes, run as `python -m tests.fakes.<module> --port 0`, which prints `READY <port>`. */
+async function startFake(name: string, module: string, logDir: string): Promise<Service> {
+  const { child, logFile } = launch(name, uv(), ["run", "--no-sync", "python", "-m", `tests.fakes.${module}`, "--port", "0"], {
     cwd: agentDir,
     env: { ...process.env, PYTHONUNBUFFERED: "1" },
     logDir,
   });
+  const service = track(name, "", child, logFile);
   const port = await new Promise<number>((resolve, reject) => {
     let buffer = "";
-    const timer = setTimeout(() => reject(new Error(`fake Ollama did not print READY; see ${logFile}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`${name} did not print READY; see ${logFile}`)), 60_000);
     child.stdout?.on("data", (chunk: Buffer) => {
       buffer += chunk.toString();
       const match = /READY (\d+)/.exec(buffer);
@@ -99,22 +104,43 @@ export async function startFakeOllama(logDir: string): Promise<Service> {
         resolve(Number(match[1]));
       }
     });
-    child.once("exit", () => reject(new Error(`fake Ollama exited; see ${logFile}`)));
+    child.once("exit", () => reject(new Error(`${name} exited; see ${logFile}`)));
   });
-  return track("fake-ollama", `http://127.0.0.1:${port}`, child, logFile);
+  service.url = `http://127.0.0.1:${port}`;
+  return service;
 }
 
-export async function startAgent(options: { ollamaUrl: string; apiKey: string; logDir: string }): Promise<Service> {
+export const startFakeOllama = (logDir: string) => startFake("fake-ollama", "ollama", logDir);
+export const startFakeSearxng = (logDir: string) => startFake("fake-searxng", "searxng", logDir);
+
+/** An empty folder for MY_CLAW_ENV_DIR, so a Python service reads no .env files from the checkout. */
+function emptyEnvDir(): string {
+  return mkdtempSync(path.join(tmpdir(), "my-claw-env-"));
+}
+
+export interface AgentOptions {
+  ollamaUrl: string;
+  apiKey: string;
+  logDir: string;
+  /** Where web_search goes; by default a closed port. */
+  searxngUrl?: string;
+  /** LOG_LEVEL and the like. */
+  env?: Record<string, string>;
+}
+
+export async function startAgent(options: AgentOptions): Promise<Service> {
   const port = await freePort();
   const { child, logFile } = launch("agent", uv(), ["run", "--no-sync", "python", "main.py"], {
     cwd: agentDir,
     env: {
       ...process.env,
+      ...options.env,
+      MY_CLAW_ENV_DIR: emptyEnvDir(),
       AGENT_HOST: "127.0.0.1",
       AGENT_PORT: String(port),
       AGENT_API_KEY: options.apiKey,
       OLLAMA_BASE_URL: options.ollamaUrl,
-      SEARXNG_URL: `http://127.0.0.1:${await freePort()}`,
+      SEARXNG_URL: options.searxngUrl ?? `http://127.0.0.1:${await freePort()}`,
       ZAI_API_KEY: "",
       PYTHONUNBUFFERED: "1",
     },
@@ -122,6 +148,28 @@ export async function startAgent(options: { ollamaUrl: string; apiKey: string; l
   });
   const service = track("agent", `http://127.0.0.1:${port}`, child, logFile);
   await waitForHttp(`${service.url}/health`, 120_000, (status) => status === 200);
+  return service;
+}
+
+/** The Gradio console (`python gradio_app.py`): the agent in-process, on its own free port. */
+export async function startGradio(options: Omit<AgentOptions, "apiKey">): Promise<Service> {
+  const port = await freePort();
+  const { child, logFile } = launch("gradio", uv(), ["run", "--no-sync", "python", "gradio_app.py"], {
+    cwd: agentDir,
+    env: {
+      ...process.env,
+      ...options.env,
+      MY_CLAW_ENV_DIR: emptyEnvDir(),
+      GRADIO_PORT: String(port),
+      OLLAMA_BASE_URL: options.ollamaUrl,
+      SEARXNG_URL: options.searxngUrl ?? `http://127.0.0.1:${await freePort()}`,
+      ZAI_API_KEY: "",
+      PYTHONUNBUFFERED: "1",
+    },
+    logDir: options.logDir,
+  });
+  const service = track("gradio", `http://127.0.0.1:${port}`, child, logFile);
+  await waitForHttp(`${service.url}/`, 120_000, (status) => status === 200);
   return service;
 }
 
@@ -217,4 +265,20 @@ export async function killService(service: Service): Promise<void> {
 export async function stopAll(): Promise<void> {
   stopping = true;
   await Promise.all(started.splice(0).map((service) => stop(service, "SIGTERM")));
+}
+
+/**
+ * Ctrl-C, kill or a closed terminal: `cleanup` (the suite's own resources), then
+ * every started process group, then exit. A `finally` never runs on a signal.
+ */
+export function stopOnSignals(cleanup: () => Promise<void> = async () => undefined): void {
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`${signal}: stopping every service\n`);
+      void cleanup()
+        .catch(() => undefined)
+        .then(stopAll)
+        .finally(() => process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1)));
+    });
+  }
 }
