@@ -13,4 +13,3 @@ def test_readme_configuration_table_matches_env_example() -> None:
         [sys.executable, str(REPO_ROOT / "scripts" / "env_table.py"), "--check"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-
