@@ -1,14 +1,14 @@
 "use client";
 
 import Link from "next/link";
-import { useRouter } from "next/navigation";
 import { useCallback, useEffect, useRef, useState } from "react";
-import { api, ApiError, sendChat, type ChatMessage, type ConversationSummary } from "@/lib/client-api";
+import { api, sendChat, type ChatMessage, type ConversationSummary } from "@/lib/client-api";
 import { Composer } from "./composer";
 import { ConversationList } from "./conversation-list";
 import { HealthBadge } from "./health-badge";
 import { MessageList, type LiveTurn } from "./message-list";
 import { ModelSelect } from "./model-select";
+import { useFailure } from "./use-failure";
 
 // The active conversation lives in the URL (?c=<id>) so a refresh reopens it,
 // and in the tab's session storage so a trip to the settings comes back to it.
@@ -29,16 +29,8 @@ export function Chat() {
   const [error, setError] = useState<string | null>(null);
   const [isSidebarOpen, setIsSidebarOpen] = useState(false);
   const activeRef = useRef<string | null>(null);
-  const router = useRouter();
 
-  // Any call answering 401 means the session expired: back to the login page.
-  const fail = useCallback(
-    (caught: unknown, fallback: string) => {
-      if (caught instanceof ApiError && caught.status === 401) router.replace("/login");
-      else setError(caught instanceof Error ? caught.message : fallback);
-    },
-    [router],
-  );
+  const fail = useFailure(setError);
 
   const refreshList = useCallback(async () => {
     const { conversations: list } = await api.conversations();

@@ -1,11 +1,11 @@
 "use client";
 
 import Link from "next/link";
-import { useRouter } from "next/navigation";
 import { useCallback, useEffect, useState } from "react";
-import { api, ApiError, type ConversationSummary, type CronJob, type CronJobInput } from "@/lib/client-api";
+import { api, type ConversationSummary, type CronJob, type CronJobInput } from "@/lib/client-api";
 import { CronJobForm } from "./cron-job-form";
 import { WhatsAppWindowNote } from "./whatsapp-window-note";
+import { useFailure } from "./use-failure";
 
 const channelLabel = { webchat: "Webchat", whatsapp: "WhatsApp", nextcloud: "Talk" } as const;
 const statusStyle: Record<string, string> = {
@@ -28,15 +28,8 @@ export function CronJobs() {
   const [busyId, setBusyId] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loadedAt, setLoadedAt] = useState(0);
-  const router = useRouter();
 
-  const fail = useCallback(
-    (caught: unknown, fallback: string) => {
-      if (caught instanceof ApiError && caught.status === 401) router.replace("/login");
-      else setError(caught instanceof Error ? caught.message : fallback);
-    },
-    [router],
-  );
+  const fail = useFailure(setError);
 
   const show = useCallback((list: { jobs: CronJob[]; timeZone: string }) => {
     setJobs(list.jobs);
