@@ -11,7 +11,7 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(UV):
-	python3 -m pip install --user --quiet uv
+	bash scripts/ensure-uv.sh
 
 $(AGENT_STAMP): agent/pyproject.toml agent/uv.lock | $(UV)
 	cd agent && $(UV) sync --locked
