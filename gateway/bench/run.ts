@@ -23,7 +23,7 @@ import { applyMigrations } from "../lib/migrations";
 import { startFakeAgent } from "../tests/support/fake-agent";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { metaSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
-import { gatewayDir, secret, startGateway, stopAll } from "../e2e/stack";
+import { gatewayDir, secret, startGateway, stopAll, stopOnSignals } from "../e2e/stack";
 
 const TURNS = Number(process.env.BENCH_TURNS ?? 200);
 const WARMUP = 20;
@@ -358,6 +358,7 @@ async function run() {
   };
 }
 
+stopOnSignals();
 run().then(
   (report) => {
     mkdirSync(reportDir, { recursive: true });

@@ -16,7 +16,7 @@ import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { check, passed, sleep, waitFor } from "./checks";
-import { agentAvailable, gatewayDir, killService, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
+import { agentAvailable, gatewayDir, killService, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals } from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs");
 const owner = "16505551234";
@@ -27,6 +27,7 @@ const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
 const codeAnswer = (text: string) => `Thought: answering.\n<code>\nfinal_answer(${JSON.stringify(text)})\n</code>`;
 
 async function main() {
+  stopOnSignals();
   if (!agentAvailable()) {
     process.stderr.write("e2e channels: ../agent/main.py or its fake Ollama is missing; nothing to run against\n");
     process.exit(2);

@@ -16,7 +16,7 @@ import { chromium } from "playwright-core";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { crontabLine, runCrontabLine } from "./crontab";
 import { check, passed, sleep, waitFor } from "./checks";
-import { agentAvailable, chromiumArgs, chromiumPath, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
+import { agentAvailable, chromiumArgs, chromiumPath, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals } from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs-cron");
 const owner = "33612345678";
@@ -24,6 +24,7 @@ const phoneNumberId = "106540352242922";
 const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
 
 async function main() {
+  stopOnSignals();
   if (!agentAvailable()) {
     process.stderr.write("e2e cron: ../agent/main.py or its fake Ollama is missing; nothing to run against\n");
     process.exit(2);

@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { chromium, type Page } from "playwright-core";
 import { check, passed } from "./checks";
-import { agentAvailable, chromiumArgs, chromiumPath, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll } from "./stack";
+import { agentAvailable, chromiumArgs, chromiumPath, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals } from "./stack";
 
 const resultsDir = path.join(gatewayDir, "e2e-results");
 
@@ -32,6 +32,7 @@ async function send(page: Page, text: string) {
 }
 
 async function main() {
+  stopOnSignals();
   if (!agentAvailable()) {
     process.stderr.write("e2e: ../agent/main.py or its fake Ollama is missing; nothing to run against\n");
     process.exit(2);
