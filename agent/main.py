@@ -27,7 +27,7 @@ from logs import configure_logging, request_id_var
 from media import save_images
 from model_router import ModelRegistry
 from runner import AgentEvent, AgentRunner, ErrorEvent, FinalEvent, RunRequest, event_payload
-from schemas import MAX_IMAGES, RunBody
+from schemas import MAX_IMAGES, RUN_ERRORS, ErrorBody, RunBody
 from settings import ConfigError, Settings, get_settings
 from tools import build_tools
 
@@ -207,11 +207,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = await asyncio.to_thread(runner.registry.refresh)
         return {"status": "ok", "ollama": "ok" if state.reachable else "down", "models": len(state.installed)}
 
-    @app.get("/models")
+    @app.get("/models", responses={401: {"model": ErrorBody}})
     async def models(runner: RunnerDep) -> dict[str, object]:
         return await asyncio.to_thread(runner.registry.describe)
 
-    @app.post("/run")
+    @app.post("/run", responses=RUN_ERRORS)
     async def run(body: RunBody, runner: RunnerDep) -> JSONResponse:
         prepared = await asyncio.to_thread(runner.prepare, to_run_request(body))
         async for event in runner.aevents(prepared, settings.agent_timeout_s):
@@ -223,7 +223,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log_outcome(error, prepared.resolved.model_id)
         return JSONResponse(event_payload(error), status_code=error.status)
 
-    @app.post("/run/stream")
+    # The schema would otherwise say application/json (FastAPI's `response_class=EventSourceResponse` would also
+    # change how the route is called).
+    @app.post(
+        "/run/stream",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}, **RUN_ERRORS},
+    )
     async def run_stream(body: RunBody, runner: RunnerDep) -> StreamingResponse:
         prepared = await asyncio.to_thread(runner.prepare, to_run_request(body))
 

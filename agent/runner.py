@@ -87,7 +87,22 @@ def event_payload(event: AgentEvent) -> dict[str, Any]:
     payload = asdict(event)
     payload.pop("name")
     payload.pop("status", None)
-    return payload
+    return _well_formed(payload)
+
+
+def _well_formed(value: Any) -> Any:
+    """Pair up or replace lone surrogates, which UTF-8 cannot encode (the response would be a 500).
+
+    The model's code may spell an emoji as two escapes, `final_answer("\\ud83d\\ude00")`, and Python keeps those
+    as two lone surrogates rather than one character.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {key: _well_formed(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_well_formed(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,19 @@ MAX_MESSAGE_CHARS = 32_000
 MAX_IMAGES = 5
 
 
+class ErrorBody(BaseModel):
+    """Every error the service answers, documented in the OpenAPI schema."""
+
+    error: str
+    code: str
+
+
+# Statuses a run can end with besides 200; FastAPI's default 422 shape is replaced by ours.
+RUN_ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody} for status in (401, 413, 422, 502, 503, 504)
+}
+
+
 class HistoryItem(BaseModel):
     role: Literal["user", "assistant"]
     content: str = Field(max_length=MAX_MESSAGE_CHARS * 4)

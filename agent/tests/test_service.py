@@ -254,6 +254,17 @@ def test_client_leaving_the_stream_stops_the_run(service: Service, fake_ollama: 
     assert len(chat_requests(fake_ollama)) == calls_after_leaving, "no new model call once the client left"
 
 
+def test_run_pairs_escaped_surrogates_in_the_answer_instead_of_failing(
+    service: Service, fake_ollama: FakeOllama
+) -> None:
+    # Found by schemathesis: {"message": "\U00010000"} was echoed as "\\ud800\\udc00" in code and answered 500.
+    script(fake_ollama, 'Thought: t\n<code>\nfinal_answer("\\ud83d\\ude00 and \\ud800 alone")\n</code>')
+    with service.client() as client:
+        response = client.post("/run", json={"message": "Hello"})
+    assert response.status_code == 200
+    assert response.json()["response"] == "\U0001f600 and \ufffd alone"
+
+
 def test_runs_beyond_the_concurrency_limit_wait_their_turn(service: Service, fake_ollama: FakeOllama) -> None:
     script(fake_ollama, delay_s=1.0)
     results: list[int] = []
