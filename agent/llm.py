@@ -24,8 +24,16 @@ def clean_model_text(text: str) -> str:
     """Repair what GLM and some local models emit around code blocks so smolagents' parser accepts it.
 
     GLM-4.7 often ends a block with `</code` (no `>`) or `</s>`, and sometimes closes a block it never opened;
-    smolagents then appends its own `</code>` and the parser sees `</code</code>`.
+    smolagents then appends its own `</code>` and the parser sees `</code</code>`. Every removal can join its
+    neighbours into a new tag (`</code</code>>`), so passes repeat until nothing changes; each one only shortens.
     """
+    while (cleaned := _clean_once(text)) != text:
+        text = cleaned
+    return cleaned
+
+
+def _clean_once(text: str) -> str:
+    text = text.replace("</code</code>", "</code>")
     kept: list[str] = []
     open_block = False
     position = 0

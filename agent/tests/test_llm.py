@@ -86,3 +86,16 @@ def test_generate_stops_between_deltas_once_cancelled(zai: FakeOpenAI) -> None:
     with pytest.raises(RunCancelled):
         model_for(zai, on_delta=on_delta, cancel=cancel).generate([ChatMessage(role=MessageRole.USER, content="hi")])
     assert len(seen) == 1
+
+
+model_text = st.lists(
+    st.sampled_from(["<code>", "</code>", "</code", "</s>", "\n", " ", "x", "code", "<", ">", "/"]), max_size=20
+).map("".join)
+
+
+@given(model_text)
+def test_cleaning_is_idempotent_and_never_leaves_a_doubled_close_tag(raw: str) -> None:
+    cleaned = clean_model_text(raw)
+    assert clean_model_text(cleaned) == cleaned
+    appended = cleaned if cleaned.endswith("</code>") else cleaned + "</code>"
+    assert "</code</code>" not in appended
