@@ -49,6 +49,7 @@ export interface Persona {
   system_prompt: string;
 }
 
+/** A cron job's editable fields; the server stores the same shape (queries.CronJobFields). */
 export interface CronJobInput {
   name: string;
   schedule: string;

@@ -4,6 +4,7 @@ import { db } from "./db";
 import { AppError } from "./errors";
 import { Prisma } from "./generated/prisma/client";
 import type { ChannelName } from "./channels/types";
+import type { CronJobInput } from "./client-api";
 
 // Every database access of the gateway, and nothing else. Functions take one
 // object argument and are named verb-noun-by-key.
@@ -328,15 +329,8 @@ export async function markTurnFailed({ id, error }: { id: string; error: string 
 // --- Cron jobs ----------------------------------------------------------------
 
 export type CronStatus = "running" | "ok" | "retrying" | "failed";
-export interface CronJobFields {
-  name: string;
-  schedule: string;
-  prompt: string;
-  channel: ChannelName;
-  channelId: string;
-  model: string;
-  enabled: boolean;
-}
+// The browser edits the same fields (a type-only import: nothing of client-api reaches the server bundle).
+export type CronJobFields = CronJobInput;
 
 function isUniqueViolation(error: unknown): boolean {
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";

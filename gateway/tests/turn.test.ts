@@ -41,6 +41,20 @@ beforeEach(() => {
   sent = [];
 });
 
+/** Runs the periodic sweep (as instrumentation.ts does) until the turn reaches `state`. */
+async function sweepUntil(turns: ReturnType<typeof createTurnRunner>, turnId: string, state: string) {
+  await expect
+    .poll(
+      async () => {
+        await turns.resumeDueTurns();
+        await turns.idle();
+        return (await getTurnById({ id: turnId }))?.state;
+      },
+      { timeout: 5_000, interval: 30 },
+    )
+    .toBe(state);
+}
+
 describe("runTurn", () => {
   it("stores both messages, calls the agent with persona and history, and hands the answer to the channel", async () => {
     await saveSettings({ values: { persona_name: "Zorglub", persona_lang: "en", system_prompt: "Be brief." } });
@@ -246,13 +260,7 @@ describe("recovery", () => {
     expect(after1?.lastError).toContain("130429");
     // Not before the backoff is over.
     expect(await turns.resumeDueTurns()).toBe(0);
-    await expect
-      .poll(async () => {
-        await turns.resumeDueTurns();
-        await turns.idle();
-        return (await getTurnById({ id: first.turnId }))?.state;
-      }, { timeout: 5_000, interval: 30 })
-      .toBe("delivered");
+    await sweepUntil(turns, first.turnId, "delivered");
     expect(agent.runs()).toHaveLength(1);
     expect(graph.sent.map((m) => m.body)).toEqual(["Echo: retry me"]);
     expect((await getTurnById({ id: first.turnId }))?.attempts).toBe(3);
@@ -276,13 +284,7 @@ describe("recovery", () => {
     const outcome = await turns.runTurn(inbound("long one", "16505550003"));
     expect(outcome.state).toBe("answered");
     expect(await getTurnById({ id: outcome.turnId })).toMatchObject({ sentChunks: 1 });
-    await expect
-      .poll(async () => {
-        await turns.resumeDueTurns();
-        await turns.idle();
-        return (await getTurnById({ id: outcome.turnId }))?.state;
-      }, { timeout: 5_000, interval: 30 })
-      .toBe("delivered");
+    await sweepUntil(turns, outcome.turnId, "delivered");
     expect(graph.sent.map((m) => m.body[0])).toEqual(["A", "B", "C"]);
     expect(graph.sent.map((m) => m.body.length)).toEqual([3000, 3000, 3000]);
   });
@@ -291,13 +293,7 @@ describe("recovery", () => {
     const turns = createTurnRunner({ agent: createAgentClient({ baseUrl: "http://127.0.0.1:9" }), channels: {}, retry: { ...fast, maxAttempts: 2 } });
     const outcome = await turns.runTurn(inbound("nobody home", "phone-r7"));
     expect(outcome.state).toBe("received");
-    await expect
-      .poll(async () => {
-        await turns.resumeDueTurns();
-        await turns.idle();
-        return (await getTurnById({ id: outcome.turnId }))?.state;
-      }, { timeout: 5_000, interval: 30 })
-      .toBe("failed");
+    await sweepUntil(turns, outcome.turnId, "failed");
     expect((await getTurnById({ id: outcome.turnId }))?.lastError).toMatch(/unavailable:agent.*gave up after 2 attempts/);
   });
 

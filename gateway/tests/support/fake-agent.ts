@@ -1,5 +1,5 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listenOnLoopback, readText } from "./http-fake";
 
 // A local stand-in for the Python agent that speaks its HTTP contract:
 // POST /run, POST /run/stream (named SSE events as FastAPI writes them),
@@ -82,15 +82,12 @@ export async function startFakeAgent(options: { apiKey?: string } = {}): Promise
     reply: () => ({}),
     close: async () => {
       for (const res of hanging) res.destroy();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await closeServer(server);
     },
   };
 
   const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const raw = Buffer.concat(chunks).toString("utf8");
+    const raw = await readText(req);
     const record: RecordedRequest = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, receivedAt: Date.now() };
     requests.push(record);
 
@@ -151,7 +148,6 @@ export async function startFakeAgent(options: { apiKey?: string } = {}): Promise
     res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "not found", code: "not_found" }));
   });
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.url = await listenOnLoopback(server);
   return fake;
 }

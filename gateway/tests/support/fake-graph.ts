@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listenOnLoopback, readText } from "./http-fake";
 
 // A local stand-in for Meta's Graph API as the WhatsApp Cloud API uses it:
 // POST /{phone-number-id}/messages (text and read receipts), GET /{media-id}
@@ -68,15 +68,12 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     failNext: (...more) => void failures.push(...more),
     media: new Map(),
     close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await closeServer(server);
     },
   };
 
   const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const raw = Buffer.concat(chunks).toString("utf8");
+    const raw = await readText(req);
     const path = new URL(req.url ?? "/", "http://graph").pathname;
     const record: GraphRequest = { method: req.method ?? "", path, headers: req.headers };
     fake.requests.push(record);
@@ -162,7 +159,6 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     });
   });
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.url = await listenOnLoopback(server);
   return fake;
 }

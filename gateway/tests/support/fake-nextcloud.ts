@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listenOnLoopback, readText } from "./http-fake";
 
 // A local stand-in for Nextcloud Talk's bot API (spreed BotController):
 // POST /ocs/v2.php/apps/spreed/api/v1/bot/{token}/message and
@@ -57,15 +57,12 @@ export async function startFakeNextcloud(options: { secret: string; tokens: stri
     tokens: new Set(options.tokens),
     failNext: (...statuses) => void failures.push(...statuses),
     close: async () => {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await closeServer(server);
     },
   };
 
   const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const raw = Buffer.concat(chunks).toString("utf8");
+    const raw = await readText(req);
     const path = new URL(req.url ?? "/", "http://nextcloud").pathname;
     const record: TalkRequest = { method: req.method ?? "", path, headers: req.headers };
     fake.requests.push(record);
@@ -125,7 +122,6 @@ export async function startFakeNextcloud(options: { secret: string; tokens: stri
     answer(201);
   });
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake.url = await listenOnLoopback(server);
   return fake;
 }
