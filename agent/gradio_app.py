@@ -131,7 +131,7 @@ def build_console(runner: AgentRunner, settings: Settings) -> gr.ChatInterface:
 
 def main() -> None:
     settings = settings_or_exit()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.redactor)
     console = build_console(build_runner(settings), settings)
     console.queue(default_concurrency_limit=settings.agent_max_concurrency).launch(
         server_name="127.0.0.1", server_port=settings.gradio_port, share=False, theme=THEME, show_error=False

@@ -8,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from redact import Redactor
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else came from `extra=` and is emitted as a field.
@@ -24,6 +26,12 @@ _QUIET_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "http
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; with a redactor, no known secret survives in any field (a last line of defence)."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self._redactor = redactor
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -40,12 +48,15 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The type only: exception messages and tracebacks can quote user content.
             entry["exc_type"] = record.exc_info[0].__name__
+        if self._redactor is not None:
+            redact = self._redactor.redact
+            entry = {key: redact(value) if isinstance(value, str) else value for key, value in entry.items()}
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", redactor: Redactor | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(redactor))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -6,6 +6,8 @@ import asyncio
 import hmac
 import json
 import logging
+import os
+import re
 import sys
 import time
 import uuid
@@ -26,12 +28,14 @@ from history import Turn
 from logs import configure_logging, request_id_var
 from media import save_images
 from model_router import ModelRegistry
+from redact import load_redactor
 from runner import AgentEvent, AgentRunner, ErrorEvent, FinalEvent, RunRequest, event_payload
 from schemas import MAX_IMAGES, RUN_ERRORS, ErrorBody, RunBody
-from settings import ConfigError, Settings, get_settings
+from settings import ConfigError, Settings, env_files, get_settings
 from tools import build_tools
 
 logger = logging.getLogger("agent.http")
+_KEY_IN_QUERY = re.compile(rb"(?:^|&)(?:key|api_key|apikey|token|access_token)=", re.IGNORECASE)
 
 
 def build_runner(settings: Settings) -> AgentRunner:
@@ -76,7 +80,7 @@ class AccessMiddleware:
             await send(message)
 
         try:
-            refusal = self._refusal(scope["path"], headers)
+            refusal = self._refusal(scope["path"], scope.get("query_string", b""), headers)
             if refusal is not None:
                 await refusal(scope, receive, send_with_status)
             else:
@@ -93,11 +97,13 @@ class AccessMiddleware:
             )
             request_id_var.reset(token)
 
-    def _refusal(self, path: str, headers: dict[bytes, bytes]) -> JSONResponse | None:
+    def _refusal(self, path: str, query: bytes, headers: dict[bytes, bytes]) -> JSONResponse | None:
         if self.key is not None and path != "/health" and not self._authorised(headers):
+            # A key in the URL ends up in proxies' logs and shell history: it is never accepted there.
+            in_url = " A key in the URL is never accepted." if _KEY_IN_QUERY.search(query) else ""
             return JSONResponse(
                 {
-                    "error": "Missing or wrong API key: send `Authorization: Bearer <AGENT_API_KEY>`.",
+                    "error": f"Missing or wrong API key: send `Authorization: Bearer <AGENT_API_KEY>`.{in_url}",
                     "code": "unauthorized",
                 },
                 status_code=401,
@@ -133,7 +139,7 @@ class AccessMiddleware:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.redactor)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,7 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        body = exc.to_dict()
+        body["error"] = settings.redactor.redact(body["error"])
+        return JSONResponse(body, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -261,7 +269,8 @@ def settings_or_exit() -> Settings:
         settings = get_settings()
         settings.check_startup()
     except (ConfigError, ValidationError) as exc:
-        configure_logging()
+        # No settings to take the secrets from: the same files and environment, read directly.
+        configure_logging(redactor=load_redactor(env_files(), os.environ))
         logging.getLogger("agent").error("startup_refused", extra={"reason": str(exc)})
         sys.exit(2)
     return settings

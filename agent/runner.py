@@ -29,6 +29,7 @@ from errors import ServiceError, model_missing, model_unreachable, run_timeout
 from history import Turn, build_task, estimate_tokens, fit_history, history_budget
 from llm import AgentModel
 from model_router import ModelRegistry, ResolvedModel
+from redact import Redactor
 from settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,40 @@ def _summarise_calls(code: str, tool_names: set[str]) -> list[dict[str, str]]:
     return calls or [{"name": "python_interpreter", "arguments": code[:ARGUMENT_PREVIEW_CHARS]}]
 
 
+class RedactedTool(Tool):
+    """A tool whose output has the machine's secrets replaced, before the agent's code (and so the model) sees it."""
+
+    skip_forward_signature_validation = True
+
+    def __init__(self, inner: Tool, redactor: Redactor) -> None:
+        self.name = inner.name
+        self.description = inner.description
+        self.inputs = inner.inputs
+        self.output_type = inner.output_type
+        super().__init__()
+        self.inner = inner
+        self._redactor = redactor
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.inner(*args, **kwargs)
+        return self._redactor.redact(output) if isinstance(output, str) else output
+
+
+def _redact_step(step: ActionStep, redactor: Redactor) -> None:
+    """What the model reads back from this step (observation, error, output) without secrets.
+
+    Tool outputs are already clean; this catches what the agent's own code printed or raised.
+    """
+    step.observations = redactor.redact_optional(step.observations)
+    if isinstance(step.action_output, str):
+        step.action_output = redactor.redact(step.action_output)
+    if step.error is not None:
+        clean = redactor.redact(str(step.error))
+        if clean != str(step.error):
+            step.error.args = (clean,)
+            step.error.message = clean
+
+
 def _truncate(text: str | None, limit: int) -> str | None:
     if text is None:
         return None
@@ -153,7 +188,8 @@ class AgentRunner:
     def __init__(self, settings: Settings, registry: ModelRegistry, tools: Sequence[Tool]) -> None:
         self._settings = settings
         self._registry = registry
-        self._tools = list(tools)
+        self._redactor = settings.redactor
+        self._tools: list[Tool] = [RedactedTool(tool, self._redactor) for tool in tools]
         self._tool_names = {tool.name for tool in self._tools} | {"final_answer"}
         self._slots: asyncio.Semaphore | None = None
 
@@ -198,6 +234,9 @@ class AgentRunner:
             if cancel.is_set():
                 agent.interrupt()
 
+        def redact_step(step: ActionStep, agent: CodeAgent) -> None:
+            _redact_step(step, self._redactor)
+
         return CodeAgent(
             tools=self._tools,
             model=model,
@@ -207,7 +246,8 @@ class AgentRunner:
             max_steps=self._settings.agent_max_steps,
             executor_kwargs={"timeout_seconds": self._settings.agent_executor_timeout_s},
             verbosity_level=-1,
-            step_callbacks=[stop_if_cancelled],
+            # Called when a step ends, before its observation goes into the next prompt.
+            step_callbacks=[redact_step, stop_if_cancelled],
         )
 
     def _task(self, agent: CodeAgent, request: RunRequest) -> str:
@@ -241,36 +281,48 @@ class AgentRunner:
         steps = 0
         usage = {"input_tokens": 0, "output_tokens": 0}
         step_started = time.monotonic()
+        redact = self._redactor.redact
+        # A secret may straddle two deltas: the stream redactor holds back a tail, flushed when the step ends.
+        deltas = self._redactor.stream()
         try:
             while (item := items.get()) is not _DONE:
                 if cancel.is_set():
                     continue  # drain until the agent thread stops, without emitting
                 if isinstance(item, DeltaEvent):
-                    yield item
-                elif isinstance(item, ActionStep):
+                    if text := deltas.feed(item.text):
+                        yield DeltaEvent(text)
+                    continue
+                if tail := deltas.flush():
+                    yield DeltaEvent(tail)
+                if isinstance(item, ActionStep):
                     steps += 1
                     if item.token_usage:
                         usage["input_tokens"] += item.token_usage.input_tokens
                         usage["output_tokens"] += item.token_usage.output_tokens
-                    code = item.code_action or ""
+                    code = redact(item.code_action or "")
                     yield StepEvent(
                         step=item.step_number,
                         tool_calls=_summarise_calls(code, self._tool_names) if code else [],
-                        observation=_truncate(item.observations, OBSERVATION_PREVIEW_CHARS),
-                        error=_truncate(str(item.error), OBSERVATION_PREVIEW_CHARS) if item.error else None,
+                        observation=_truncate(
+                            self._redactor.redact_optional(item.observations), OBSERVATION_PREVIEW_CHARS
+                        ),
+                        error=_truncate(redact(str(item.error)), OBSERVATION_PREVIEW_CHARS) if item.error else None,
                         duration_ms=round((time.monotonic() - step_started) * 1000),
                     )
                     step_started = time.monotonic()
                 elif isinstance(item, FinalAnswerStep):
                     yield FinalEvent(
-                        response=str(item.output),
+                        response=redact(str(item.output)),
                         model=prepared.resolved.model_id,
                         steps=steps,
                         duration_ms=round((time.monotonic() - started) * 1000),
                         usage=usage,
                     )
                 elif isinstance(item, _Failure):
-                    yield ErrorEvent.of(self._failure(item.exc, prepared.resolved))
+                    failure = self._failure(item.exc, prepared.resolved)
+                    yield ErrorEvent(error=redact(failure.message), code=failure.code, status=failure.status)
+            if not cancel.is_set() and (tail := deltas.flush()):
+                yield DeltaEvent(tail)
         finally:
             # Reached on normal end, on the consumer closing us early, or on an error: in every case stop the agent.
             cancel.set()

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from redact import Redactor, load_redactor
+
 AGENT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = AGENT_DIR.parent
+GATEWAY_DIR = REPO_ROOT / "gateway"
+# SQLite keeps these next to the database while it writes.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 MIN_SECRET_LENGTH = 32
 
 CommaList = Annotated[list[str], NoDecode]
@@ -77,6 +82,9 @@ class Settings(BaseSettings):
     gradio_port: int = Field(default=7860, ge=1, le=65535)
     gradio_timeout_s: float = Field(default=300, gt=0)
 
+    # The gateway's database, read here only to keep os_exec and file_system away from it.
+    database_url: str = "file:./data/my-claw.db"
+
     @field_validator(
         "agent_authorized_imports",
         "agent_tools",
@@ -120,6 +128,24 @@ class Settings(BaseSettings):
             (REPO_ROOT / d).resolve() if not Path(d).is_absolute() else Path(d).resolve()
             for d in self.files_allowed_dirs
         ]
+
+    @property
+    def database_path(self) -> Path:
+        """The gateway's SQLite file: DATABASE_URL without `file:` and its query, relative to gateway/."""
+        raw = self.database_url.removeprefix("file:").split("?", 1)[0] or "./data/my-claw.db"
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else GATEWAY_DIR / path
+
+    @property
+    def protected_files(self) -> list[Path]:
+        """Files no tool may touch even inside the allowed folders: the env files and the gateway's database."""
+        database = self.database_path
+        return [*env_files(), database, *(database.with_name(database.name + s) for s in SQLITE_COMPANIONS)]
+
+    @cached_property
+    def redactor(self) -> Redactor:
+        """Every secret of the env files and the process environment; built once per settings load."""
+        return load_redactor(env_files(), os.environ, extra=(self.api_key, self.zai_key))
 
     @property
     def api_key(self) -> str | None:
