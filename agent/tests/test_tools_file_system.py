@@ -186,3 +186,29 @@ def test_file_system_unknown_operation_and_missing_arguments_are_errors(fs: File
     assert fs(operation="move", path="x.txt").startswith("ERROR:")
     assert fs(operation="search", path=".").startswith("ERROR:")
     assert fs(operation="read", path="missing.txt").startswith("ERROR:")
+
+
+def test_file_system_refuses_protected_files_even_inside_an_allowed_folder(allowed: Path) -> None:
+    # An owner who allows a folder holding the repository must still not expose .env.local or the database.
+    env_local, database = allowed / ".env.local", allowed / "data" / "my-claw.db"
+    database.parent.mkdir()
+    env_local.write_text("CRON_SECRET=cron-secret-value-0123\n")
+    database.write_bytes(b"SQLite format 3\x00rows")
+    (allowed / "link").symlink_to(env_local)
+    fs = FileSystemTool([allowed], protected=[env_local, database])
+    attempts = [
+        {"operation": "read", "path": ".env.local"},
+        {"operation": "read", "path": str(env_local)},
+        {"operation": "read", "path": "link"},
+        {"operation": "read", "path": "data/../data/my-claw.db"},
+        {"operation": "write", "path": ".env.local", "content": "AGENT_HOST=0.0.0.0\n"},
+        {"operation": "delete", "path": "data/my-claw.db"},
+        {"operation": "move", "path": ".env.local", "destination": "stolen.txt"},
+        {"operation": "move", "path": "link", "destination": "data/my-claw.db"},
+    ]
+    for arguments in attempts:
+        result = fs(**arguments)
+        assert result.startswith("ERROR:") and "protected file" in result, (arguments, result)
+    assert env_local.read_text() == "CRON_SECRET=cron-secret-value-0123\n"
+    assert database.read_bytes() == b"SQLite format 3\x00rows"
+    assert ".env.local" in fs(operation="list", path=".")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from redact import Redactor
 from tools.os_exec import OsExecTool
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="commands below are bash")
@@ -71,3 +72,51 @@ def test_os_exec_short_output_is_not_marked_truncated(allowed: Path) -> None:
 
 def test_os_exec_refuses_empty_command(allowed: Path) -> None:
     assert OsExecTool([allowed])(command="   ").startswith("ERROR:")
+
+
+def test_os_exec_runs_without_secret_variables(allowed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBCHAT_TOKEN", "webchat-token-value-0123")
+    monkeypatch.setenv("MY_SERVICE_PASSWORD", "hunter2-hunter2")
+    monkeypatch.setenv("SOME_URL", "https://me:known-secret-99@example.org")
+    monkeypatch.setenv("PLAIN_SETTING", "kept")
+    tool = OsExecTool([allowed], secrets=Redactor(["known-secret-99"]))
+    result = tool(command="env")
+    assert "PLAIN_SETTING=kept" in result
+    for gone in ("WEBCHAT_TOKEN", "webchat-token-value", "MY_SERVICE_PASSWORD", "hunter2", "SOME_URL"):
+        assert gone not in result
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cat .env.local",
+        "cat ../../.env",
+        "cat {env_local}",
+        "grep KEY '{env_local}'",
+        "head -c 100 /srv/my-claw/.env*",
+        "sqlite3 {database} .dump",
+        "cp gateway/data/my-claw.db-wal /tmp/x",
+        "tail settings-link",
+        "wc --files0-from={link}",
+    ],
+)
+def test_os_exec_refuses_commands_naming_protected_files(allowed: Path, tmp_path: Path, command: str) -> None:
+    env_local, database = tmp_path / "repo" / ".env.local", tmp_path / "repo" / "gateway" / "data" / "my-claw.db"
+    database.parent.mkdir(parents=True)
+    env_local.write_text("CRON_SECRET=x\n")
+    # A link planted in the allowed folder under an innocent name: judged by where it lands.
+    link = allowed / "settings-link"
+    link.symlink_to(env_local)
+    protected = [env_local.with_name(".env"), env_local, database, database.with_name("my-claw.db-wal")]
+    marker = allowed / "ran"
+    result = OsExecTool([allowed], protected=protected)(
+        command=command.format(env_local=env_local, database=database, link=link) + f"; touch {marker}"
+    )
+    assert result.startswith("ERROR:") and "refused" in result
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["cat .env.example", "ls my.env", "python3 -m venv .venv", "echo environment"])
+def test_os_exec_allows_names_that_only_look_alike(allowed: Path, tmp_path: Path, command: str) -> None:
+    protected = [tmp_path / ".env", tmp_path / ".env.local", tmp_path / "my-claw.db"]
+    assert "refused" not in OsExecTool([allowed], protected=protected, timeout_s=5)(command=command)

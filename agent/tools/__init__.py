@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 TOOL_SUMMARIES: dict[str, str] = {
     "web_search": "Searches the web through your SearXNG instance (sends the query there; reads nothing local).",
     "file_system": "Reads, writes, moves, deletes (files and empty folders) and searches files inside FILES_ALLOWED_DIRS only.",
-    "os_exec": "Runs any shell command as your user (not a sandbox: it can do whatever you can); starts in an allowed folder, time-limited.",
+    "os_exec": "Runs any shell command as your user (not a sandbox: it can do whatever you can); starts in an allowed folder, time-limited, without the secret variables in its environment; commands naming the env files or the database are refused (best effort).",
     "clipboard": "Reads and replaces the text on your desktop clipboard.",
     "screenshot": "Captures your screen (or a region) to a PNG file in SCREENSHOT_DIR.",
     "mouse_keyboard": "Moves and clicks your mouse, types text and presses key combinations on your desktop.",
@@ -30,8 +30,14 @@ TOOL_SUMMARIES: dict[str, str] = {
 
 _BUILDERS: dict[str, Callable[[Settings, Callable[[], str]], Tool]] = {
     "web_search": lambda s, _: WebSearchTool(s.searxng_url),
-    "file_system": lambda s, _: FileSystemTool(s.allowed_dirs),
-    "os_exec": lambda s, _: OsExecTool(s.allowed_dirs, timeout_s=s.os_exec_timeout_s, max_output=s.os_exec_max_output),
+    "file_system": lambda s, _: FileSystemTool(s.allowed_dirs, protected=s.protected_files),
+    "os_exec": lambda s, _: OsExecTool(
+        s.allowed_dirs,
+        timeout_s=s.os_exec_timeout_s,
+        max_output=s.os_exec_max_output,
+        protected=s.protected_files,
+        secrets=s.redactor,
+    ),
     "clipboard": lambda s, _: ClipboardTool(),
     "screenshot": lambda s, _: ScreenshotTool(s.screenshot_dir),
     "mouse_keyboard": lambda s, _: MouseKeyboardTool(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from smolagents import Tool
@@ -54,11 +55,12 @@ Answers starting with "ERROR:" explain what went wrong and what to try instead."
     }
     output_type = "string"
 
-    def __init__(self, allowed_dirs: list[Path], max_read_chars: int = 20_000) -> None:
+    def __init__(self, allowed_dirs: list[Path], max_read_chars: int = 20_000, protected: Sequence[Path] = ()) -> None:
         super().__init__()
         if not allowed_dirs:
             raise ValueError("FileSystemTool needs at least one allowed folder")
         self.allowed_dirs = [Path(d) for d in allowed_dirs]
+        self.protected = list(protected)
         self.max_read_chars = max_read_chars
         self.allowed_dirs[0].mkdir(parents=True, exist_ok=True)
 
@@ -84,25 +86,28 @@ Answers starting with "ERROR:" explain what went wrong and what to try instead."
 
     def _dispatch(self, op: str, path: str, content: str | None, destination: str | None, pattern: str | None) -> str:
         if op == "read":
-            return self._read(resolve_inside(path, self.allowed_dirs))
+            return self._read(self._resolve(path))
         if op in ("write", "create"):
             if content is None:
                 return f'ERROR: {op} needs `content` (the text to save). Pass content="...".'
-            return self._write(resolve_inside(path, self.allowed_dirs), content, overwrite=op == "write")
+            return self._write(self._resolve(path), content, overwrite=op == "write")
         if op == "delete":
-            return self._delete(resolve_inside(path, self.allowed_dirs, follow_last=False))
+            return self._delete(self._resolve(path, follow_last=False))
         if op == "list":
-            return self._list(resolve_inside(path, self.allowed_dirs))
+            return self._list(self._resolve(path))
         if op == "move":
             if not destination:
                 return 'ERROR: move needs `destination` (the new path). Pass destination="...".'
-            source = resolve_inside(path, self.allowed_dirs, follow_last=False)
-            return self._move(source, resolve_inside(destination, self.allowed_dirs))
+            source = self._resolve(path, follow_last=False)
+            return self._move(source, self._resolve(destination))
         if op == "search":
             if not pattern:
                 return 'ERROR: search needs a glob `pattern`, e.g. pattern="**/*.txt".'
-            return self._search(resolve_inside(path, self.allowed_dirs), pattern)
+            return self._search(self._resolve(path), pattern)
         return f"ERROR: unknown operation '{op}'. Use one of: {', '.join(OPERATIONS)}."
+
+    def _resolve(self, raw: str, *, follow_last: bool = True) -> Path:
+        return resolve_inside(raw, self.allowed_dirs, follow_last=follow_last, protected=self.protected)
 
     def _read(self, target: Path) -> str:
         if not target.exists():

@@ -1,19 +1,28 @@
-"""Run one shell command on the owner's machine, with a time limit and bounded output."""
+"""Run one shell command on the owner's machine, with a time limit, bounded output and no secrets in its environment.
+
+Not a sandbox: the command runs as the owner. The refusal of commands that name the env files or the gateway's
+database is best effort (a shell can spell a file name in endless ways); the real guards are file_system's allowed
+folders, the environment scrubbed of secrets, the redaction of every output, and AGENT_TOOLS to switch this off.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 from smolagents import Tool
 
+from redact import Redactor, scrubbed_environ
 from tools.common import log_outcome
 from tools.paths import PathRefusedError, resolve_inside
 
@@ -49,13 +58,23 @@ A return code other than 0 means the command failed: read stderr to see why."""
     }
     output_type = "string"
 
-    def __init__(self, allowed_dirs: list[Path], timeout_s: float = 30, max_output: int = 10_000) -> None:
+    def __init__(
+        self,
+        allowed_dirs: list[Path],
+        timeout_s: float = 30,
+        max_output: int = 10_000,
+        protected: Sequence[Path] = (),
+        secrets: Redactor | None = None,
+    ) -> None:
         super().__init__()
         if not allowed_dirs:
             raise ValueError("OsExecTool needs at least one allowed folder")
         self.allowed_dirs = [Path(d) for d in allowed_dirs]
         self.timeout_s = timeout_s
         self.max_output = max_output
+        self.secrets = secrets or Redactor(())
+        self._protected = {os.path.realpath(path) for path in protected}
+        self._protected_names = _file_name_pattern(protected)
 
     def forward(self, command: str, cwd: str | None = None) -> str:
         started = time.monotonic()
@@ -68,6 +87,12 @@ A return code other than 0 means the command failed: read stderr to see why."""
             workdir = resolve_inside(cwd or ".", self.allowed_dirs)
         except PathRefusedError as exc:
             return str(exc)
+        if self._names_protected(command, workdir):
+            return (
+                "ERROR: the command names a protected file (the services' .env files or the gateway's database); "
+                "refused. These files hold the owner's secrets and messages: do not read or change them, "
+                "in any other way either."
+            )
         if not workdir.is_dir():
             if workdir == self.allowed_dirs[0].resolve():
                 workdir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +107,7 @@ A return code other than 0 means the command failed: read stderr to see why."""
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                env=scrubbed_environ(os.environ, self.secrets),
                 # Own process group / session, so a timeout can kill the command and everything it spawned.
                 creationflags=_NEW_GROUP_FLAGS,
                 start_new_session=not IS_WINDOWS,
@@ -106,6 +132,21 @@ A return code other than 0 means the command failed: read stderr to see why."""
                 f"Split the work into shorter steps or make the command faster.\n{report}"
             )
         return f"return code: {returncode}\n{report}"
+
+    def _names_protected(self, command: str, workdir: Path) -> bool:
+        """Best effort: a protected file's name in the command, or a word that leads to one (a planted link)."""
+        if not self._protected:
+            return False
+        if self._protected_names is not None and self._protected_names.search(command):
+            return True
+        for word in _words(command):
+            for candidate in (word, word.partition("=")[2]):
+                try:
+                    if candidate and os.path.realpath(workdir / os.path.expanduser(candidate)) in self._protected:
+                        return True
+                except ValueError:  # a NUL byte: no such file
+                    continue
+        return False
 
 
 class _Capture:
@@ -137,6 +178,26 @@ class _Capture:
 
     def text(self) -> str:
         return bytes(self._data).decode("utf-8", errors="replace")
+
+
+def _words(command: str) -> list[str]:
+    """The command's words as the shell would split them, with `;`, `|`, `&&`, `<`, `>` as separate words."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        return list(lexer)
+    except ValueError:  # unbalanced quotes: the shell will refuse it anyway
+        return command.split()
+
+
+def _file_name_pattern(protected: Sequence[Path]) -> re.Pattern[str] | None:
+    """The protected files' names (as given and as their links resolve) as whole words of a command line."""
+    names = {name for path in protected for name in (path.name, Path(os.path.realpath(path)).name) if name}
+    if not names:
+        return None
+    # `.env` but not `.env.example` nor `my.env`; `my-claw.db` also as `my-claw.db*` or `"my-claw.db"`.
+    alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.-])(?:{alternatives})(?![\w.-])", re.IGNORECASE)
 
 
 def _shell_argv(command: str) -> list[str]:
