@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from logs import JsonFormatter
 from redact import REDACTED, Redactor, is_secret_name, load_redactor, scrubbed_environ, secret_values
 
 # Real secrets are letters, digits and a few punctuation marks (hex, base64, URL-safe tokens).
@@ -132,3 +135,11 @@ def test_text_without_secrets_is_unchanged_whole_and_streamed(secrets: list[str]
     assert redactor.redact(text) == text
     stream = redactor.stream()
     assert "".join(stream.feed(piece) for piece in cuts(text, points)) + stream.flush() == text
+
+
+def test_log_lines_carry_no_known_secret() -> None:
+    formatter = JsonFormatter(Redactor(["s3cr3t-value-123"]))
+    record = logging.LogRecord("agent", logging.INFO, __file__, 1, "startup_refused", None, None)
+    record.reason = 'bad value "s3cr3t-value-123"'
+    line = json.loads(formatter.format(record))
+    assert line["event"] == "startup_refused" and line["reason"] == 'bad value "[redacted]"'

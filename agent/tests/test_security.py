@@ -178,12 +178,15 @@ def test_a_secret_printed_anyway_reaches_the_model_and_the_owner_as_redacted(
         'print(os_exec(command="echo " + a + b))\n'
         'print(file_system(operation="read", path="notes.txt"))\n'
         'print("python says " + a + b)\n'
+        # A tool's output is cleaned before the code holds it, so even a transformed copy carries no secret.
+        'print(file_system(operation="read", path="notes.txt")[::-1])\n'
         "</code>",
         f'<code>\nfinal_answer("answer: " + "{cron[:10]}" + "{cron[10:]}")\n</code>',
     )
     next_prompt = json.dumps(chat_requests(fake_ollama)[-1]["body"]["messages"])
     assert next_prompt.count("[redacted]") >= 3
     assert "my webchat token is [redacted]" in next_prompt and "python says [redacted]" in next_prompt
+    assert "]detcader[" in next_prompt and webchat[::-1] not in next_prompt
     assert body["response"] == "answer: [redacted]"
     assert events[-1][0] == "final" and events[-1][1]["response"] == "answer: [redacted]"
     assert "[redacted]" in observations(events)

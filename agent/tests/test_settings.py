@@ -92,3 +92,37 @@ def test_env_files_come_from_my_claw_env_dir_when_set(tmp_path: Path, monkeypatc
         settings_module.get_settings.cache_clear()
     monkeypatch.delenv("MY_CLAW_ENV_DIR")
     assert settings_module.env_files()[1] == REPO_ROOT / ".env.local"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (None, settings_module.GATEWAY_DIR / "data" / "my-claw.db"),
+        ("file:./data/other.db", settings_module.GATEWAY_DIR / "data" / "other.db"),
+        ("file:/srv/claw/claw.db?connection_limit=1", Path("/srv/claw/claw.db")),
+    ],
+)
+def test_protected_files_are_the_env_files_and_the_gateway_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str | None, expected: Path
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MY_CLAW_ENV_DIR", str(tmp_path))
+    loaded = make(tmp_path, env_local=f"DATABASE_URL={url}\n" if url else "")
+    assert loaded.protected_files == [
+        tmp_path / ".env",
+        tmp_path / ".env.local",
+        expected,
+        *(expected.with_name(expected.name + suffix) for suffix in ("-wal", "-shm", "-journal")),
+    ]
+
+
+def test_the_redactor_knows_the_secrets_of_the_env_files_and_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MY_CLAW_ENV_DIR", str(tmp_path))
+    monkeypatch.setenv("WEBCHAT_TOKEN", "webchat-token-from-process")
+    monkeypatch.delenv("AGENT_API_KEY", raising=False)
+    loaded = make(tmp_path, env_local="AGENT_API_KEY=" + "k" * 32 + "\n", env="CRON_SECRET=cron-from-dot-env\n")
+    text = "k" * 32 + " webchat-token-from-process cron-from-dot-env"
+    assert loaded.redactor.redact(text) == "[redacted] [redacted] [redacted]"
+    assert loaded.redactor is loaded.redactor
