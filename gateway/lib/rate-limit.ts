@@ -19,6 +19,9 @@ export interface BucketOptions {
   refillPerSecond: number;
 }
 
+// Rounding of the refill arithmetic must not turn an announced wait into a second refusal.
+const EPSILON = 1e-9;
+
 /** Times are plain milliseconds (Date.now()), passed in so the arithmetic can be tested without a clock. */
 export class TokenBucket {
   private tokens: number;
@@ -42,7 +45,7 @@ export class TokenBucket {
   /** Milliseconds until a token is there; 0 when one is there now. Takes nothing. */
   waitMs(now: number): number {
     this.refill(now);
-    return this.tokens >= 1 ? 0 : Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / this.options.refillPerSecond));
+    return this.tokens >= 1 - EPSILON ? 0 : Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / this.options.refillPerSecond));
   }
 
   /** Takes a token and answers 0, or takes nothing and answers the wait in milliseconds. */
@@ -55,7 +58,7 @@ export class TokenBucket {
   /** Full again: it remembers nothing a fresh bucket would not. */
   isFull(now: number): boolean {
     this.refill(now);
-    return this.tokens >= this.options.capacity;
+    return this.tokens >= this.options.capacity - EPSILON;
   }
 }
 
