@@ -120,7 +120,8 @@ export function clientKey(request: Request): string {
     .split(",")
     .map((hop) => hop.trim())
     .filter(Boolean);
-  return hops.at(-1) ?? "direct";
+  // At most an IPv6 address with a zone: a long header must not make a long key.
+  return hops.at(-1)?.slice(0, 64) ?? "direct";
 }
 
 function tooMany(surface: ErrorSurface, waitMs: number, message: string): AppError {

@@ -131,6 +131,7 @@ describe("clientKey", () => {
     ["the hop the proxy appended, not the one the client sent", [["x-forwarded-for", "198.51.100.1, 203.0.113.7"]], "203.0.113.7"],
     ["spaces and empty hops", [["x-forwarded-for", " 198.51.100.1 ,, 2001:db8::1 , "]], "2001:db8::1"],
     ["repeated headers", [["x-forwarded-for", "198.51.100.1"], ["x-forwarded-for", "203.0.113.9"]], "203.0.113.9"],
+    ["a hop longer than any address, cut", [["x-forwarded-for", "f".repeat(5000)]], "f".repeat(64)],
   ] as [string, [string, string][], string][])("%s", (_name, headers, key) => {
     expect(clientKey(withHeaders(headers))).toBe(key);
   });
