@@ -8,7 +8,9 @@ import { logger } from "./logger";
 // The owner proves who they are with WEBCHAT_TOKEN, once at login (then an
 // httpOnly SameSite=Strict cookie) or on every call (Authorization: Bearer).
 // The cookie holds an expiry and its HMAC keyed by the token, never the token:
-// changing WEBCHAT_TOKEN logs every browser out. Tokens in URLs are ignored.
+// changing WEBCHAT_TOKEN logs every browser out. Tokens in URLs are refused.
+// Behind SameSite=Strict, a second guard against cross-site request forgery:
+// a change made with the cookie must come from the gateway's own pages.
 
 export const SESSION_COOKIE = "my_claw_session";
 const SESSION_TTL_S = 30 * 24 * 3600;
@@ -90,9 +92,74 @@ function cookieFrom(request: Request): string | undefined {
   return undefined;
 }
 
-/** Throws unless the request carries the owner's bearer token or session cookie. */
+const UNSAFE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+function firstValue(request: Request, name: string): string | undefined {
+  return request.headers.get(name)?.split(",")[0]?.trim() || undefined;
+}
+
+/** The origins this request may legitimately come from: the gateway as the browser sees it (through a proxy or not). */
+function ownOrigins(request: Request): Set<string> {
+  const url = new URL(request.url);
+  const protocols = new Set([firstValue(request, "x-forwarded-proto"), url.protocol.replace(/:$/, "")]);
+  const hosts = new Set([firstValue(request, "x-forwarded-host"), firstValue(request, "host"), url.host]);
+  const origins = new Set<string>();
+  for (const protocol of protocols) {
+    for (const host of hosts) {
+      if (!protocol || !host) continue;
+      try {
+        origins.add(new URL(`${protocol}://${host}`).origin);
+      } catch {
+        // A malformed header names no origin.
+      }
+    }
+  }
+  return origins;
+}
+
+function isOwnOrigin(origin: string, request: Request): boolean {
+  try {
+    // "null" (sandboxed frames, file: pages, some redirects) does not parse: foreign.
+    return ownOrigins(request).has(new URL(origin).origin);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * 403 for a browser request sent by another site. Sec-Fetch-Site is set by the browser itself (a page
+ * cannot forge it): cross-site and same-site are refused, same-origin and none (typed or bookmarked)
+ * pass, whatever proxies did to Host. Browsers without it (before 2023) are judged by Origin against
+ * the gateway's own origin (Host or X-Forwarded-Host, with the protocol). Neither header: not a
+ * browser, so not forgeable by a page. As Go's net/http CrossOriginProtection does.
+ */
+export function refuseCrossSite(request: Request): void {
+  const site = request.headers.get("sec-fetch-site");
+  const origin = request.headers.get("origin");
+  const foreign =
+    site === "cross-site" || site === "same-site"
+      ? true
+      : site === "same-origin" || site === "none"
+        ? false
+        : origin !== null && !isOwnOrigin(origin, request);
+  if (!foreign) return;
+  logger.warn("auth.cross_site_refused", { method: request.method, secFetchSite: site ?? "absent", origin: origin === null ? "absent" : "foreign" });
+  throw new AppError(
+    "forbidden:csrf",
+    "Cross-site request refused: the webchat's session only works from its own pages. Scripts send Authorization: Bearer <WEBCHAT_TOKEN>.",
+  );
+}
+
+/**
+ * Throws unless the request carries the owner's bearer token or session cookie (and, with the
+ * cookie, a change comes from the gateway's own pages). A token in the URL is always refused.
+ */
 export async function requireOwner(request: Request): Promise<void> {
   const token = requireSecret("WEBCHAT_TOKEN");
+  const url = new URL(request.url);
+  if (["token", "access_token", "auth"].some((name) => url.searchParams.has(name))) {
+    throw new AppError("unauthorized:auth", "Tokens in the URL are not accepted. Send Authorization: Bearer <WEBCHAT_TOKEN>.");
+  }
   const authorization = request.headers.get("authorization");
   if (authorization !== null) {
     await waitForTurn();
@@ -103,6 +170,7 @@ export async function requireOwner(request: Request): Promise<void> {
   }
   const cookie = cookieFrom(request);
   if (cookie) {
+    if (UNSAFE_METHODS.has(request.method.toUpperCase())) refuseCrossSite(request);
     const check = checkSession(cookie, token);
     if (check === "valid") return;
     if (check === "forged") {
@@ -110,10 +178,6 @@ export async function requireOwner(request: Request): Promise<void> {
       recordFailure("cookie");
     }
     throw new AppError("unauthorized:auth", "Your session has expired. Log in again with WEBCHAT_TOKEN.");
-  }
-  const url = new URL(request.url);
-  if (["token", "access_token", "auth"].some((name) => url.searchParams.has(name))) {
-    throw new AppError("unauthorized:auth", "Tokens in the URL are not accepted. Send Authorization: Bearer <WEBCHAT_TOKEN>.");
   }
   throw new AppError("unauthorized:auth", "Log in first, or send Authorization: Bearer <WEBCHAT_TOKEN>.");
 }

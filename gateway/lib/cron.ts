@@ -8,6 +8,7 @@ import { getEnv, requireSecret } from "./env";
 import { AppError } from "./errors";
 import { errorMeta, logger } from "./logger";
 import { finishCronRun, getTurnById, listCronJobs, startCronRun, type CronJobRow, type CronStatus } from "./queries";
+import { recordFailedCredentials, refuseThrottledClient } from "./rate-limit";
 import { defaultRetryPolicy, turnRunner } from "./turn";
 
 // Proactive messages. The system crontab calls /api/cron every minute; each
@@ -31,14 +32,29 @@ export interface CronSummary {
   resumed: number;
 }
 
-/** 401 without the right X-Cron-Secret; 503 (with the reason) while CRON_SECRET is unset or short. */
+/**
+ * 401 without the right X-Cron-Secret; 503 (with the reason) while CRON_SECRET is unset or short.
+ * Failures count against the client like a webhook's bad signature: 429 once it has too many.
+ * A secret in the URL is refused (URLs end up in proxy logs and shell history).
+ */
 export function requireCronSecret(request: Request): void {
   const secret = requireSecret("CRON_SECRET");
+  refuseThrottledClient("cron", request);
+  const refuse = (message: string) => {
+    recordFailedCredentials("cron", request);
+    return new AppError("unauthorized:cron", message);
+  };
   const given = request.headers.get("x-cron-secret");
-  if (!given) throw new AppError("unauthorized:cron", "Send the X-Cron-Secret header with the value of CRON_SECRET.");
+  if (!given) {
+    const query = new URL(request.url).searchParams;
+    if (["secret", "cron_secret", "token"].some((name) => query.has(name))) {
+      throw refuse("Secrets in the URL are not accepted. Send the X-Cron-Secret header with the value of CRON_SECRET.");
+    }
+    throw refuse("Send the X-Cron-Secret header with the value of CRON_SECRET.");
+  }
   if (!sameSecret(given, secret)) {
     logger.warn("cron.unauthorized");
-    throw new AppError("unauthorized:cron", "Wrong X-Cron-Secret: it must be the value of CRON_SECRET in .env.local.");
+    throw refuse("Wrong X-Cron-Secret: it must be the value of CRON_SECRET in .env.local.");
   }
 }
 

@@ -48,6 +48,8 @@ const schema = z.object({
     .optional(),
   NEXTCLOUD_BOT_SECRET: z.string().max(128, "must be at most 128 characters (occ's limit)").optional(),
   NEXTCLOUD_ALLOWED_USERS: z.string().optional(),
+  // Accepted deliveries per second and channel (lib/rate-limit.ts); the 200/s load test passes under the default.
+  WEBHOOK_RATE_LIMIT_PER_S: z.coerce.number().int().min(1).max(100_000).default(300),
   // Shared with the agent, which spells Python's levels (INFO, WARNING).
   LOG_LEVEL: z
     .string()
@@ -83,6 +85,8 @@ export interface Env {
   ollamaBaseUrl: string;
   searxngUrl: string;
   logLevel: string;
+  /** Accepted webhook deliveries per second and channel; more get 429. */
+  webhookRateLimitPerS: number;
   /** The zone cron schedules are read in: CRON_TIMEZONE, or the server's own. */
   cronTimeZone: string;
   secrets: Record<SecretName, Secret>;
@@ -118,6 +122,7 @@ export function parseEnv(raw: Record<string, string | undefined>): Env {
     ollamaBaseUrl: env.OLLAMA_BASE_URL,
     searxngUrl: env.SEARXNG_URL,
     logLevel: env.LOG_LEVEL,
+    webhookRateLimitPerS: env.WEBHOOK_RATE_LIMIT_PER_S,
     cronTimeZone: env.CRON_TIMEZONE ?? serverTimeZone(),
     secrets: {
       WEBCHAT_TOKEN: secret(env.WEBCHAT_TOKEN),

@@ -7,9 +7,11 @@ import { logger } from "./logger";
 export type ErrorType =
   | "bad_request"
   | "unauthorized"
+  | "forbidden"
   | "not_found"
   | "conflict"
   | "payload_too_large"
+  | "too_many_requests"
   | "unavailable"
   | "timeout"
   | "upstream"
@@ -26,6 +28,7 @@ export type ErrorSurface =
   | "config"
   | "database"
   | "channel"
+  | "csrf"
   | "cron";
 
 export type ErrorCode = `${ErrorType}:${ErrorSurface}`;
@@ -33,9 +36,11 @@ export type ErrorCode = `${ErrorType}:${ErrorSurface}`;
 const statusByType: Record<ErrorType, number> = {
   bad_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,
+  too_many_requests: 429,
   unavailable: 503,
   timeout: 504,
   upstream: 502,

@@ -59,7 +59,7 @@ export async function readCapped(
 /**
  * Reads, decodes and validates a JSON body. The Content-Type is not enforced:
  * `curl -d` and `fetch(url, {body: string})` label JSON as form or text, and
- * the session cookie's SameSite=Strict already stops cross-site posts.
+ * cross-site posts are stopped before (SameSite=Strict, and auth.ts refuseCrossSite).
  */
 export async function readJson<T>(request: Request, schema: z.ZodType<T>, { maxBytes = MAX_BODY_BYTES } = {}): Promise<T> {
   const value = parseJsonBytes(await readRawBody(request, { maxBytes }));

@@ -5,14 +5,17 @@ import * as nextcloud from "./channels/nextcloud";
 import type { Channel, ChannelName, InboundMessage } from "./channels/types";
 import * as whatsapp from "./channels/whatsapp";
 import { getEnv, requireSecret, type SecretName } from "./env";
-import { AppError } from "./errors";
+import { AppError, isAppError } from "./errors";
 import { parseJsonBytes, readRawBody } from "./http";
 import { errorMeta, logger } from "./logger";
+import { recordFailedCredentials, refuseOverDeliveryCap, refuseThrottledClient, takeDelivery } from "./rate-limit";
 import { turnRunner, type AcceptedTurn } from "./turn";
 
 // The inbound side of WhatsApp and Nextcloud Talk: check the signature over the
 // raw bytes, parse, keep the allowed senders, store every message durably, and
 // only then answer 200; the turns run after the response (markRead first).
+// Rate limits (lib/rate-limit.ts) come first: a client that failed its signature
+// too often, or a channel over its cap, gets 429 before a byte is read.
 
 export const WHATSAPP_MAX_BODY_BYTES = 3 * 1024 * 1024;
 export const NEXTCLOUD_MAX_BODY_BYTES = 1024 * 1024;
@@ -38,6 +41,36 @@ function configured(name: ChannelName, secretName: SecretName, missingSend: stri
 
 function unauthorized(header: string): AppError {
   return new AppError("unauthorized:channel", `The ${header} signature does not match this body and the configured secret.`);
+}
+
+/**
+ * The raw body of a delivery that may go on: 429 before reading for a throttled client or a channel
+ * over its cap; a body over the limit or a signature that does not match counts against the client
+ * (its signature could not be or was not verified), then 413/401; a verified one takes a place in the
+ * channel's cap. Replays pass (signed, so Meta's redeliveries look the same): the turn store drops them.
+ */
+async function signedBody(
+  name: "whatsapp" | "nextcloud",
+  request: Request,
+  maxBytes: number,
+  verify: (raw: Uint8Array) => boolean,
+  header: string,
+): Promise<Uint8Array> {
+  refuseThrottledClient(name, request);
+  refuseOverDeliveryCap(name);
+  let raw: Uint8Array;
+  try {
+    raw = await readRawBody(request, { maxBytes });
+  } catch (error) {
+    if (isAppError(error) && error.type === "payload_too_large") recordFailedCredentials(name, request);
+    throw error;
+  }
+  if (!verify(raw)) {
+    recordFailedCredentials(name, request);
+    throw unauthorized(header);
+  }
+  takeDelivery(name);
+  return raw;
 }
 
 /** Runs the stored turns once the response is out; read receipts first where the channel has them. */
@@ -66,8 +99,14 @@ export function answerWhatsAppSubscription(request: Request): Response {
 
 export async function receiveWhatsApp(request: Request): Promise<Response> {
   const { secret, channel } = configured("whatsapp", "WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN or WHATSAPP_PHONE_NUMBER_ID is not set");
-  const raw = await readRawBody(request, { maxBytes: WHATSAPP_MAX_BODY_BYTES });
-  if (!whatsapp.verifySignature(raw, request.headers.get("x-hub-signature-256"), secret)) throw unauthorized("X-Hub-Signature-256");
+  const signature = request.headers.get("x-hub-signature-256");
+  const raw = await signedBody(
+    "whatsapp",
+    request,
+    WHATSAPP_MAX_BODY_BYTES,
+    (bytes) => whatsapp.verifySignature(bytes, signature, secret),
+    "X-Hub-Signature-256",
+  );
   const webhook = whatsapp.parseWebhook(parseJsonBytes(raw));
   if (webhook.messages.length + webhook.statuses + webhook.ignored.length === 0) logger.info("whatsapp.unknown_shape", { bytes: raw.byteLength });
   for (const ignored of webhook.ignored) logger.info("whatsapp.ignored", { messageId: ignored.id, type: ignored.type, reason: ignored.reason });
@@ -101,11 +140,15 @@ export async function receiveWhatsApp(request: Request): Promise<Response> {
 
 export async function receiveNextcloud(request: Request): Promise<Response> {
   const { secret, channel } = configured("nextcloud", "NEXTCLOUD_BOT_SECRET", "NEXTCLOUD_BASE_URL is not set");
-  const raw = await readRawBody(request, { maxBytes: NEXTCLOUD_MAX_BODY_BYTES });
   const random = request.headers.get("x-nextcloud-talk-random");
-  if (!nextcloud.verifySignature(raw, random, request.headers.get("x-nextcloud-talk-signature"), secret)) {
-    throw unauthorized("X-Nextcloud-Talk-Signature");
-  }
+  const signature = request.headers.get("x-nextcloud-talk-signature");
+  const raw = await signedBody(
+    "nextcloud",
+    request,
+    NEXTCLOUD_MAX_BODY_BYTES,
+    (bytes) => nextcloud.verifySignature(bytes, random, signature, secret),
+    "X-Nextcloud-Talk-Signature",
+  );
   const webhook = nextcloud.parseWebhook(parseJsonBytes(raw));
   for (const ignored of webhook.ignored) logger.info("nextcloud.ignored", { type: ignored.type });
   const { allowedUsers } = getEnv().nextcloud;

@@ -1,4 +1,7 @@
-import { logOut } from "@/lib/auth";
+import { logOut, refuseCrossSite } from "@/lib/auth";
 import { route } from "@/lib/http";
 
-export const POST = route(async (request) => logOut(request));
+export const POST = route(async (request) => {
+  refuseCrossSite(request);
+  return logOut(request);
+});
