@@ -1,7 +1,7 @@
 # my-claw: every target installs what it needs first and is safe to run again.
 SHELL := bash
 .DEFAULT_GOAL := help
-.PHONY: help up dev agent gradio gateway test test-agent test-gateway bench cron-install system-deps agent-deps gateway-deps
+.PHONY: help up dev agent gradio gateway test test-agent test-gateway bench soak cron-install system-deps agent-deps gateway-deps
 
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 AGENT_STAMP := agent/.venv/.synced
@@ -65,4 +65,8 @@ cron-install: ## Add the every-minute /api/cron line to your crontab (replacing 
 bench: agent-deps gateway-deps ## Run the benchmarks and write bench/REPORT.md
 	cd agent && $(UV) run --no-sync python -m bench.bench_agent
 	cd gateway && BENCH_REPORT_DIR=../bench/results npm run --silent bench
+	cd agent && $(UV) run --no-sync python -m bench.report
+
+soak: agent-deps gateway-deps ## Sustained load for SOAK_SECONDS (60 s, then drain): nothing lost or doubled, no memory growth; adds to bench/REPORT.md
+	cd gateway && UV=$(UV) BENCH_REPORT_DIR=../bench/results npm run --silent soak
 	cd agent && $(UV) run --no-sync python -m bench.report
