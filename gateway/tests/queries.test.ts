@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -141,6 +142,37 @@ describe("turns", () => {
       ["assistant", "a", "qwen3:4b"],
     ]);
     expect((await getConversationById({ id: turn.conversationId }))?.model).toBe("fast");
+  });
+});
+
+describe("another process writing the same database file", () => {
+  /** Starts tests/support/sqlite-writer.mjs and resolves once it holds the write lock. */
+  async function holdWriteLock(holdMs: number) {
+    const writer = spawn(process.execPath, [path.resolve("tests/support/sqlite-writer.mjs"), databasePath(getEnv().databaseUrl), String(holdMs), "0", "1"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const exited = new Promise<number | null>((resolve) => writer.once("exit", resolve));
+    await new Promise<void>((resolve, reject) => {
+      writer.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("locked 1") && resolve());
+      void exited.then(() => reject(new Error("the writer ended before taking the lock")));
+    });
+    return { exited };
+  }
+
+  it("waits for its write lock in a transaction that reads first, instead of failing", async () => {
+    await getSettings(); // the gateway's connection is open, as in a running server
+    const writer = await holdWriteLock(700);
+    const started = performance.now();
+    const { turn, isDuplicate } = await recordInboundTurn({ channel: "whatsapp", channelId: uniqueId("busy"), externalId: uniqueId("wamid"), text: "while locked" });
+    expect(isDuplicate).toBe(false);
+    expect(performance.now() - started).toBeGreaterThan(300);
+    expect(await writer.exited).toBe(0);
+
+    const again = await holdWriteLock(500);
+    expect((await saveTurnAnswer({ turnId: turn.id, content: "still", model: "qwen3:8b" })).state).toBe("answered");
+    await saveSettings({ values: { persona_name: "Busy" } });
+    expect(await again.exited).toBe(0);
+    expect(await listMessagesByConversation({ conversationId: turn.conversationId })).toHaveLength(2);
   });
 });
 
