@@ -230,10 +230,10 @@ async function main() {
     const fresh = turnById(row.id);
     const shown = (await webchatView(row.conversationId)).find((m) => m.role === "user" && m.turnError !== null && m.turnError === fresh?.lastError);
     check(shown?.turnState === "failed" && reason.test(shown.turnError ?? ""), `${what}: the webchat shows it failed: "${shown?.turnError}"`);
-    await waitFor(`the ${logEvent.event} log line`, () =>
-      gatewayLog().some((line) => line.event === logEvent.event && line.turnId === row.id && line.code === logEvent.code && (line.state ?? "failed") === "failed"),
-    5_000);
-    check(true, `${what}: the gateway logged ${logEvent.event} with code ${logEvent.code}`);
+    const logged = () =>
+      gatewayLog().find((line) => line.event === logEvent.event && line.turnId === row.id && line.code === logEvent.code && (line.state ?? "failed") === "failed");
+    await waitFor(`the ${logEvent.event} log line`, () => logged() !== undefined, 5_000).catch(() => undefined);
+    check(logged() !== undefined, `${what}: the gateway logged ${logEvent.event} with code ${logEvent.code}`);
   }
   /** Answered once, and still once a moment later. */
   async function answeredOnce(what: string, count: () => number, timeoutMs = 45_000) {
@@ -359,7 +359,8 @@ async function main() {
       eWebs.every((w) => w.status === 200 && w.events.at(-1)?.event === "final"),
       `both webchat turns answered while the lock was held (${eWebs.map((w) => w.events.at(-1)?.event).join(", ")})`,
     );
-    check(true, `both webhooks answered 200 (${eAck} ms for all four requests)`);
+    // Meta gives up on a webhook after about 20 s and delivers it again later.
+    check(eAck < 10_000, `both webhooks answered 200 while the lock was held (${eAck} ms for all four requests)`);
     for (const [index, text] of eTexts.wa.entries()) await answeredOnce(`busy WhatsApp answer ${index + 1}`, () => sentTo(numbers.busy, `Echo: ${text}`));
     await answeredOnce("the busy Talk answer", () => postedIn(rooms.busy, `Echo: ${eTexts.talk}`));
     await waitFor("the second writer to finish", () => writer.process.exitCode !== null, 20_000);
@@ -439,16 +440,18 @@ async function main() {
     await waitForTurn(`the Talk turn that never gets through to give up after ${MAX_ATTEMPTS} attempts`, deadId, (row) => row.state === "failed", 60_000);
     check(fakeTalk.posted.every((m) => m.token !== rooms.dead), "nothing was posted in the room that kept failing");
     await checkVisibleFailure(turn(deadId)!, gaveUp, { event: "turn.gave_up", code: "upstream:channel" }, "the Talk turn that kept failing");
+    const wrong: string[] = [];
     for (const expected of expectations) {
       const row = turn(expected.externalId);
       if ("fails" in expected) {
         check(row?.state === "failed" && expected.fails.test(row.lastError ?? ""), `${expected.channel} ${row?.id}: failed, "${row?.lastError}"`);
       } else {
         const count = expected.channel === "whatsapp" ? sentTo(expected.to, expected.answer) : postedIn(expected.to, expected.answer);
-        if (row?.state !== "delivered" || count !== 1) throw new Error(`check failed: ${expected.channel} ${row?.id} is ${row?.state}, answer sent ${count} times`);
+        if (row?.state !== "delivered" || count !== 1) wrong.push(`${expected.channel} ${row?.id} is ${row?.state}, answer sent ${count} times`);
       }
     }
-    check(true, `the ${expectations.filter((e) => !("fails" in e)).length} others: delivered, each answer sent exactly once`);
+    const answered = expectations.filter((e) => !("fails" in e)).length;
+    check(wrong.length === 0, `the ${answered} others: delivered, each answer sent exactly once${wrong.length ? `; not so: ${wrong.join("; ")}` : ""}`);
     check(serverErrors().length === 0, `in the whole run, no request failed with a 5xx and nothing crashed (${serverErrors().join(", ")})`);
     const graphBodies = fakeGraph.sent.map((m) => `${m.to}\n${m.body}`);
     check(new Set(graphBodies).size === graphBodies.length, `no WhatsApp message was sent twice (${graphBodies.length} sent)`);
