@@ -380,6 +380,7 @@ async function main() {
       running: unique("running"),
       waiting: unique("waiting its turn"),
       talk: unique("running talk"),
+      web: unique("running web"),
     };
     const [dDelivered] = await whatsapp(numbers.delivered, dText.delivered);
     await waitForTurn("the delivered turn", dDelivered!, (row) => row.state === "delivered");
@@ -397,8 +398,12 @@ async function main() {
     await script({ delay_s: 10 });
     const [dRunning, dWaiting] = await whatsapp(numbers.running, dText.running, dText.waiting);
     const dTalk = await nextcloud(rooms.running, dText.talk);
+    const dWebStream = chat(dText.web).catch(() => undefined); // the browser's stream dies with the gateway
     await waitForTurn("the running turn's claim", dRunning!, (row) => row.state === "received" && row.claimedBy !== null);
     await waitForTurn("the Talk turn's claim", dTalk, (row) => row.state === "received" && row.claimedBy !== null);
+    const latestWebchat = () => database.prepare(`SELECT * FROM "Turn" WHERE channel = 'webchat' ORDER BY createdAt DESC LIMIT 1`).get() as TurnRow;
+    await waitFor("the webchat turn's claim", () => latestWebchat().state === "received" && latestWebchat().claimedBy !== null);
+    const dWeb = latestWebchat();
     await sleep(500);
     const before = { delivered: turn(dDelivered!)!, failed: turn(dFailed!)!, waiting: turn(dWaiting!)!, unsent: turn(dUnsent!)!, partial: turn(dPartial!)! };
     check(before.waiting.state === "received" && before.waiting.attempts === 0 && before.waiting.claimedBy === null, "one turn received, not started (queued behind its conversation's running turn)");
@@ -406,6 +411,7 @@ async function main() {
     const chunkCount = fakeGraph.requests.filter((r) => (r.body as { to?: string } | undefined)?.to === numbers.partial && r.status === 200).length;
     database.close();
     await killService(gateway);
+    await dWebStream;
     check(sentTo(numbers.running, `Echo: ${dText.running}`) === 0, "the gateway was killed (SIGKILL) with the turns in flight");
     graph.failTo(numbers.failed, undefined);
     graph.failTo(numbers.unsent, undefined);
@@ -418,6 +424,12 @@ async function main() {
     await answeredOnce("the running Talk turn", () => postedIn(rooms.running, `Echo: ${dText.talk}`));
     await answeredOnce("the answered, unsent turn", () => sentTo(numbers.unsent, `Echo: ${dText.unsent}`));
     check((await asked(dText.unsent)) === 1, "… without asking the model again");
+    await waitFor("the webchat turn to be answered", () => turnById(dWeb.id)?.state === "delivered");
+    const dWebView = await webchatView(dWeb.conversationId);
+    check(
+      dWebView.filter((m) => m.content === `Echo: ${dText.web}`).length === 1 && dWebView.find((m) => m.content === dText.web)?.turnState === "delivered",
+      "the webchat turn caught by the gateway's kill: answered once, shown after a refresh",
+    );
     await waitForTurn("the partly sent turn to be delivered", dPartial!, (row) => row.state === "delivered");
     const parts = fakeGraph.sent.filter((m) => m.to === numbers.partial).flatMap((m) => [...m.body.matchAll(/Part (\d+)\./g)].map((match) => Number(match[1])));
     check(parts.join(",") === paragraphs.map((_, i) => i + 1).join(","), `the long answer resumed at its next part: every part once, in order (${chunkCount} + ${fakeGraph.sent.filter((m) => m.to === numbers.partial).length - chunkCount} messages)`);
