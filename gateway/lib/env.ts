@@ -56,7 +56,12 @@ const schema = z.object({
   NEXTCLOUD_BOT_SECRET: z.string().max(128, "must be at most 128 characters (occ's limit)").optional(),
   NEXTCLOUD_ALLOWED_USERS: z.string().optional(),
   TURN_RETRY_BASE_S: seconds(0.1, 3600).default(30),
-  TURN_MAX_ATTEMPTS: z.coerce.number({ error: "must be a whole number" }).int("must be a whole number").min(1, "must be at least 1").max(100, "must be at most 100").default(6),
+  TURN_MAX_ATTEMPTS: z.coerce
+    .number({ error: "must be a whole number" })
+    .int("must be a whole number")
+    .min(1, "must be at least 1")
+    .max(100, "must be at most 100")
+    .default(6),
   TURN_SWEEP_INTERVAL_S: seconds(0.1, 3600).default(30),
   TURN_GRACE_S: seconds(0, 3600).default(60),
   // Shared with the agent, which spells Python's levels (INFO, WARNING).
