@@ -1,12 +1,13 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { getEnv } from "../lib/env";
 import { databasePath } from "../lib/env-file";
-import { diffMigrationsToSchema, migrationsDir } from "../lib/migrations";
+import { applyMigrations, diffMigrationsToSchema, migrationsDir } from "../lib/migrations";
 import {
   addMessage,
   deleteConversationById,
@@ -50,6 +51,21 @@ describe("migrations", () => {
     const sqlite = new Database(databasePath(getEnv().databaseUrl), { readonly: true });
     expect(sqlite.pragma("journal_mode", { simple: true })).toBe("wal");
     sqlite.close();
+  });
+});
+
+describe("migrations on a file in use", () => {
+  it("say the file is in use, not the schema engine's SocketTimeout", async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), "my-claw-in-use-")), "in-use.db");
+    await applyMigrations(`file:${file}`);
+    const other = new Database(file, { readonly: true });
+    try {
+      other.prepare(`SELECT count(*) AS n FROM "Turn"`).get();
+      await expect(applyMigrations(`file:${file}`)).rejects.toThrow(/in-use\.db is in use by another process .*stop the others/);
+    } finally {
+      other.close();
+    }
+    expect(await applyMigrations(`file:${file}`)).toEqual([]);
   });
 });
 
