@@ -82,7 +82,7 @@ interface LogLine {
 }
 
 /** What each accepted message must end as: its answer delivered once, or its turn failed with a reason. */
-type Expectation = { externalId: string; channel: "whatsapp" | "nextcloud"; answer: string; to: string } | { externalId: string; channel: "whatsapp" | "nextcloud"; fails: RegExp };
+type Expectation = { externalId: string; channel: "whatsapp" | "nextcloud" } & ({ answer: string; to: string } | { fails: RegExp });
 
 async function main() {
   stopOnSignals(async () => void (await Promise.all([graph?.close(), talk?.close()])));
