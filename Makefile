@@ -57,6 +57,7 @@ test-agent: agent-deps
 test-gateway: gateway-deps agent-deps
 	cd gateway && npm run --silent typecheck && npm run --silent lint && npm test
 	cd gateway && UV=$(UV) npm run --silent e2e
+	cd gateway && UV=$(UV) npm run --silent e2e:faults
 	cd gateway && UV=$(UV) npm run --silent e2e:system
 
 cron-install: ## Add the every-minute /api/cron line to your crontab (replacing an older one)

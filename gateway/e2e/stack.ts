@@ -85,15 +85,18 @@ export function agentAvailable(): boolean {
   return existsSync(path.join(agentDir, "main.py")) && existsSync(path.join(agentDir, "tests/fakes/ollama.py"));
 }
 
-/** A fake from ../agent/tests/fakes, run as `python -m tests.fakes.<module> --port 0`, which prints `READY <port>`. */
-async function startFake(name: string, module: string, logDir: string): Promise<Service> {
-  const { child, logFile } = launch(name, uv(), ["run", "--no-sync", "python", "-m", `tests.fakes.${module}`, "--port", "0"], {
+/**
+ * A fake from ../agent/tests/fakes, run as `python -m tests.fakes.<module> --port <port>`, which prints
+ * `READY <port>`. Port 0 picks a free one; a given port brings a killed fake back where it was.
+ */
+async function startFake(name: string, module: string, logDir: string, port = 0): Promise<Service> {
+  const { child, logFile } = launch(name, uv(), ["run", "--no-sync", "python", "-m", `tests.fakes.${module}`, "--port", String(port)], {
     cwd: agentDir,
     env: { ...process.env, PYTHONUNBUFFERED: "1" },
     logDir,
   });
   const service = track(name, "", child, logFile);
-  const port = await new Promise<number>((resolve, reject) => {
+  const readyPort = await new Promise<number>((resolve, reject) => {
     let buffer = "";
     const timer = setTimeout(() => reject(new Error(`${name} did not print READY; see ${logFile}`)), 60_000);
     child.stdout?.on("data", (chunk: Buffer) => {
@@ -106,11 +109,11 @@ async function startFake(name: string, module: string, logDir: string): Promise<
     });
     child.once("exit", () => reject(new Error(`${name} exited; see ${logFile}`)));
   });
-  service.url = `http://127.0.0.1:${port}`;
+  service.url = `http://127.0.0.1:${readyPort}`;
   return service;
 }
 
-export const startFakeOllama = (logDir: string) => startFake("fake-ollama", "ollama", logDir);
+export const startFakeOllama = (logDir: string, port?: number) => startFake("fake-ollama", "ollama", logDir, port);
 export const startFakeSearxng = (logDir: string) => startFake("fake-searxng", "searxng", logDir);
 
 /** An empty folder for MY_CLAW_ENV_DIR, so a Python service reads no .env files from the checkout. */
@@ -126,11 +129,15 @@ export interface AgentOptions {
   searxngUrl?: string;
   /** LOG_LEVEL and the like. */
   env?: Record<string, string>;
+  /** A restart where the gateway expects it; a free port by default. */
+  port?: number;
+  /** The log file's name, so a restarted agent keeps the first one's log. */
+  name?: string;
 }
 
 export async function startAgent(options: AgentOptions): Promise<Service> {
-  const port = await freePort();
-  const { child, logFile } = launch("agent", uv(), ["run", "--no-sync", "python", "main.py"], {
+  const port = options.port ?? (await freePort());
+  const { child, logFile } = launch(options.name ?? "agent", uv(), ["run", "--no-sync", "python", "main.py"], {
     cwd: agentDir,
     env: {
       ...process.env,
@@ -146,7 +153,7 @@ export async function startAgent(options: AgentOptions): Promise<Service> {
     },
     logDir: options.logDir,
   });
-  const service = track("agent", `http://127.0.0.1:${port}`, child, logFile);
+  const service = track(options.name ?? "agent", `http://127.0.0.1:${port}`, child, logFile);
   await waitForHttp(`${service.url}/health`, 120_000, (status) => status === 200);
   return service;
 }
@@ -225,6 +232,22 @@ export async function startGateway(options: GatewayOptions): Promise<Service & {
   const service = track(options.name ?? "gateway", `http://127.0.0.1:${port}`, child, logFile);
   await waitForHttp(`${service.url}/api/health`, 60_000, (status) => status === 200 || status === 503);
   return { ...service, databaseUrl };
+}
+
+/**
+ * Any other process a suite needs (a second writer on the database…), in its own
+ * process group, stopped with the services if it is still running. It is
+ * expected to end by itself: its exit is not reported as early.
+ */
+export function startProcess(name: string, command: string, args: string[], options: { logDir: string; env?: NodeJS.ProcessEnv }): Service {
+  const { child, logFile } = launch(name, command, args, { cwd: gatewayDir, env: options.env ?? process.env, logDir: options.logDir });
+  stoppedOnPurpose.add(child);
+  const service = track(name, "", child, logFile);
+  child.once("exit", () => {
+    const index = started.indexOf(service);
+    if (index >= 0) started.splice(index, 1);
+  });
+  return service;
 }
 
 let stopping = false;

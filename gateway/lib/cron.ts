@@ -9,7 +9,7 @@ import { AppError } from "./errors";
 import { errorMeta, logger } from "./logger";
 import { finishCronRun, getTurnById, listCronJobs, startCronRun, type CronJobRow, type CronStatus } from "./queries";
 import { recordFailedCredentials, refuseThrottledClient } from "./rate-limit";
-import { defaultRetryPolicy, turnRunner } from "./turn";
+import { turnRunner } from "./turn";
 
 // Proactive messages. The system crontab calls /api/cron every minute; each
 // call runs the enabled jobs that are due, each as a turn of the one pipeline
@@ -81,7 +81,7 @@ async function startRun(job: CronJobRow, slot: Date | null): Promise<{ job: Cron
     externalId,
     text: cronPromptText(job.name, job.prompt),
     // The sweep leaves it to this run, as it does a webhook's.
-    nextAttemptAt: new Date(runAt.getTime() + defaultRetryPolicy.graceMs),
+    nextAttemptAt: new Date(runAt.getTime() + getEnv().turns.graceMs),
   });
   if (!started) {
     logger.info("cron.already_claimed", { jobId: job.id });

@@ -20,6 +20,13 @@ const httpUrl = (fallback: string) =>
     .default(fallback)
     .transform((url) => url.replace(/\/+$/, ""));
 
+/** A number of seconds within bounds (fractions allowed). */
+const seconds = (min: number, max: number) =>
+  z.coerce
+    .number({ error: "must be a number of seconds" })
+    .min(min, `must be at least ${min} s`)
+    .max(max, `must be at most ${max} s`);
+
 const schema = z.object({
   GATEWAY_PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   DATABASE_URL: z
@@ -50,6 +57,15 @@ const schema = z.object({
   NEXTCLOUD_ALLOWED_USERS: z.string().optional(),
   // Accepted deliveries per second and channel (lib/rate-limit.ts); the 200/s load test passes under the default.
   WEBHOOK_RATE_LIMIT_PER_S: z.coerce.number().int().min(1).max(100_000).default(300),
+  TURN_RETRY_BASE_S: seconds(0.1, 3600).default(30),
+  TURN_MAX_ATTEMPTS: z.coerce
+    .number({ error: "must be a whole number" })
+    .int("must be a whole number")
+    .min(1, "must be at least 1")
+    .max(100, "must be at most 100")
+    .default(6),
+  TURN_SWEEP_INTERVAL_S: seconds(0.1, 3600).default(30),
+  TURN_GRACE_S: seconds(0, 3600).default(60),
   // Shared with the agent, which spells Python's levels (INFO, WARNING).
   LOG_LEVEL: z
     .string()
@@ -78,6 +94,17 @@ export interface NextcloudEnv {
   allowedUsers?: string;
 }
 
+/** How unfinished turns are retried (lib/turn.ts) and swept (lib/startup.ts). */
+export interface TurnEnv {
+  /** Wait before the second attempt; each next one waits twice as long. */
+  retryBaseMs: number;
+  /** Attempts of one turn before it is marked failed. */
+  maxAttempts: number;
+  sweepIntervalMs: number;
+  /** A new turn is left to its own webhook this long before the sweep may take it. */
+  graceMs: number;
+}
+
 export interface Env {
   gatewayPort: number;
   databaseUrl: string;
@@ -92,6 +119,7 @@ export interface Env {
   secrets: Record<SecretName, Secret>;
   whatsapp: WhatsAppEnv;
   nextcloud: NextcloudEnv;
+  turns: TurnEnv;
 }
 
 function secret(value: string | undefined, minLength = MIN_SECRET_LENGTH): Secret {
@@ -140,6 +168,12 @@ export function parseEnv(raw: Record<string, string | undefined>): Env {
       allowedNumbers: env.WHATSAPP_ALLOWED_NUMBERS,
     },
     nextcloud: { baseUrl: env.NEXTCLOUD_BASE_URL, allowedUsers: env.NEXTCLOUD_ALLOWED_USERS },
+    turns: {
+      retryBaseMs: Math.round(env.TURN_RETRY_BASE_S * 1000),
+      maxAttempts: env.TURN_MAX_ATTEMPTS,
+      sweepIntervalMs: Math.round(env.TURN_SWEEP_INTERVAL_S * 1000),
+      graceMs: Math.round(env.TURN_GRACE_S * 1000),
+    },
   };
 }
 

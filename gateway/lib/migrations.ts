@@ -138,6 +138,17 @@ export async function applyMigrations(databaseUrl: string, dir: string = migrati
   try {
     const out = await engine.applyMigrations({ migrationsList: listMigrations(dir), filters: noFilters });
     applied = out.appliedMigrationNames;
+  } catch (error) {
+    // The engine sets `PRAGMA locking_mode=EXCLUSIVE`: with any other connection open (a running gateway, a
+    // sqlite3 shell, a test watching the file) it waits 5 s, then fails with an error that names none of this.
+    if (/SocketTimeout|SQLITE_BUSY/.test(String(error))) {
+      throw new Error(
+        `${databasePath(databaseUrl)} is in use by another process (a running gateway, a sqlite3 shell…): ` +
+          "migrations need the file to themselves; stop the others and run them again",
+        { cause: error },
+      );
+    }
+    throw error;
   } finally {
     await close();
   }

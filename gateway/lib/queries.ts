@@ -1,6 +1,6 @@
 import "server-only";
 import { randomUUID } from "node:crypto";
-import { db } from "./db";
+import { BUSY_TIMEOUT_MS, db } from "./db";
 import { AppError } from "./errors";
 import { Prisma } from "./generated/prisma/client";
 import type { ChannelName } from "./channels/types";
@@ -17,6 +17,28 @@ export interface HistoryEntry {
 }
 
 const TITLE_LENGTH = 60;
+
+const isBusy = (error: unknown) => error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P1008";
+
+/**
+ * Runs a write transaction again while the database is busy. Prisma opens a
+ * transaction with a plain (deferred) BEGIN: once it has read, SQLite cannot
+ * make it wait for another connection's write lock (the busy timeout does not
+ * apply), so its first write fails with SQLITE_BUSY at once whenever another
+ * process writes the file. Rolled back, it is safe to run again; the waits are
+ * asynchronous, so the server keeps serving meanwhile.
+ */
+async function retryWhileBusy<T>(run: () => Promise<T>, budgetMs = BUSY_TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await run();
+    } catch (error) {
+      if (!isBusy(error) || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10 * attempt, 100)));
+    }
+  }
+}
 
 function titleFrom(text: string): string {
   const line = text.trim().replace(/\s+/g, " ");
@@ -146,9 +168,11 @@ export async function getSettings(): Promise<Record<string, string>> {
 }
 
 export async function saveSettings({ values }: { values: Record<string, string> }) {
-  await db().$transaction(
-    Object.entries(values).map(([key, value]) =>
-      db().settings.upsert({ where: { key }, create: { key, value }, update: { value } }),
+  await retryWhileBusy(() =>
+    db().$transaction(
+      Object.entries(values).map(([key, value]) =>
+        db().settings.upsert({ where: { key }, create: { key, value }, update: { value } }),
+      ),
     ),
   );
 }
@@ -185,36 +209,38 @@ export async function recordInboundTurn({
   const known = await db().turn.findUnique({ where: { channel_externalId: { channel, externalId } } });
   if (known) return { turn: known, isDuplicate: true };
   try {
-    return await db().$transaction(async (tx) => {
-      const conversation =
-        (await tx.conversation.findFirst({ where: { channel, channelId }, orderBy: { createdAt: "desc" } })) ??
-        (await tx.conversation.create({
-          data: { channel, channelId, title: titleFrom(text), ...(model ? { model } : {}) },
-        }));
-      const chosenModel = model ?? conversation.model;
-      if (model && model !== conversation.model) {
-        await tx.conversation.update({ where: { id: conversation.id }, data: { model } });
-      } else {
-        await tx.conversation.update({ where: { id: conversation.id }, data: { updatedAt: new Date() } });
-      }
-      const message = await tx.message.create({
-        data: { conversationId: conversation.id, role: "user", content: text },
-      });
-      const turn = await tx.turn.create({
-        data: {
-          conversationId: conversation.id,
-          channel,
-          externalId,
-          model: chosenModel,
-          userMessageId: message.id,
-          kind,
-          mediaId: mediaId ?? null,
-          mediaType: mediaType ?? null,
-          ...(nextAttemptAt ? { nextAttemptAt } : {}),
-        },
-      });
-      return { turn, isDuplicate: false };
-    });
+    return await retryWhileBusy(() =>
+      db().$transaction(async (tx) => {
+        const conversation =
+          (await tx.conversation.findFirst({ where: { channel, channelId }, orderBy: { createdAt: "desc" } })) ??
+          (await tx.conversation.create({
+            data: { channel, channelId, title: titleFrom(text), ...(model ? { model } : {}) },
+          }));
+        const chosenModel = model ?? conversation.model;
+        if (model && model !== conversation.model) {
+          await tx.conversation.update({ where: { id: conversation.id }, data: { model } });
+        } else {
+          await tx.conversation.update({ where: { id: conversation.id }, data: { updatedAt: new Date() } });
+        }
+        const message = await tx.message.create({
+          data: { conversationId: conversation.id, role: "user", content: text },
+        });
+        const turn = await tx.turn.create({
+          data: {
+            conversationId: conversation.id,
+            channel,
+            externalId,
+            model: chosenModel,
+            userMessageId: message.id,
+            kind,
+            mediaId: mediaId ?? null,
+            mediaType: mediaType ?? null,
+            ...(nextAttemptAt ? { nextAttemptAt } : {}),
+          },
+        });
+        return { turn, isDuplicate: false };
+      }),
+    );
   } catch (error) {
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
       const turn = await db().turn.findUnique({ where: { channel_externalId: { channel, externalId } } });
@@ -283,17 +309,19 @@ export async function releaseOrphanedTurns({ workerId, startedAt }: { workerId: 
 /** Stores the assistant's answer and moves the turn to "answered", atomically. */
 export async function saveTurnAnswer({ turnId, content, model }: { turnId: string; content: string; model: string }) {
   try {
-    return await db().$transaction(async (tx) => {
-      const turn = await tx.turn.findUniqueOrThrow({ where: { id: turnId } });
-      const answer = await tx.message.create({
-        data: { conversationId: turn.conversationId, role: "assistant", content, model },
-      });
-      await tx.conversation.update({ where: { id: turn.conversationId }, data: { updatedAt: new Date() } });
-      return tx.turn.update({
-        where: { id: turnId },
-        data: { state: "answered", answerMessageId: answer.id, sentChunks: 0, lastError: null },
-      });
-    });
+    return await retryWhileBusy(() =>
+      db().$transaction(async (tx) => {
+        const turn = await tx.turn.findUniqueOrThrow({ where: { id: turnId } });
+        const answer = await tx.message.create({
+          data: { conversationId: turn.conversationId, role: "assistant", content, model },
+        });
+        await tx.conversation.update({ where: { id: turn.conversationId }, data: { updatedAt: new Date() } });
+        return tx.turn.update({
+          where: { id: turnId },
+          data: { state: "answered", answerMessageId: answer.id, sentChunks: 0, lastError: null },
+        });
+      }),
+    );
   } catch (error) {
     // The owner deleted the conversation while the agent was thinking.
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") {
@@ -402,40 +430,42 @@ export async function startCronRun({
   nextAttemptAt: Date;
 }) {
   try {
-    return await db().$transaction(async (tx) => {
-      const { count } = await tx.cronJob.updateMany({
-        where: claimFrom === undefined ? { id: jobId } : { id: jobId, lastRun: claimFrom },
-        data: { lastRun: runAt, lastStatus: "running", lastError: null, lastDurationMs: null },
-      });
-      if (count === 0) return null;
-      const job = await tx.cronJob.findUniqueOrThrow({ where: { id: jobId } });
-      const isWebchat = job.channel === "webchat";
-      let conversation = await tx.conversation.findFirst({
-        where: isWebchat ? { id: job.channelId, channel: "webchat" } : { channel: job.channel, channelId: job.channelId },
-        orderBy: { createdAt: "desc" },
-      });
-      if (!conversation) {
-        conversation = await tx.conversation.create({
-          data: { channel: job.channel, channelId: isWebchat ? randomUUID() : job.channelId, title: titleFrom(job.name), model: job.model },
+    return await retryWhileBusy(() =>
+      db().$transaction(async (tx) => {
+        const { count } = await tx.cronJob.updateMany({
+          where: claimFrom === undefined ? { id: jobId } : { id: jobId, lastRun: claimFrom },
+          data: { lastRun: runAt, lastStatus: "running", lastError: null, lastDurationMs: null },
         });
-        if (isWebchat) await tx.cronJob.update({ where: { id: jobId }, data: { channelId: conversation.id } });
-      } else {
-        await tx.conversation.update({ where: { id: conversation.id }, data: { updatedAt: runAt } });
-      }
-      const message = await tx.message.create({ data: { conversationId: conversation.id, role: "user", content: text } });
-      const turn = await tx.turn.create({
-        data: {
-          conversationId: conversation.id,
-          channel: job.channel,
-          externalId,
-          model: job.model,
-          userMessageId: message.id,
-          nextAttemptAt,
-        },
-      });
-      await tx.cronJob.update({ where: { id: jobId }, data: { lastTurnId: turn.id } });
-      return { turnId: turn.id, conversationId: conversation.id, externalId };
-    });
+        if (count === 0) return null;
+        const job = await tx.cronJob.findUniqueOrThrow({ where: { id: jobId } });
+        const isWebchat = job.channel === "webchat";
+        let conversation = await tx.conversation.findFirst({
+          where: isWebchat ? { id: job.channelId, channel: "webchat" } : { channel: job.channel, channelId: job.channelId },
+          orderBy: { createdAt: "desc" },
+        });
+        if (!conversation) {
+          conversation = await tx.conversation.create({
+            data: { channel: job.channel, channelId: isWebchat ? randomUUID() : job.channelId, title: titleFrom(job.name), model: job.model },
+          });
+          if (isWebchat) await tx.cronJob.update({ where: { id: jobId }, data: { channelId: conversation.id } });
+        } else {
+          await tx.conversation.update({ where: { id: conversation.id }, data: { updatedAt: runAt } });
+        }
+        const message = await tx.message.create({ data: { conversationId: conversation.id, role: "user", content: text } });
+        const turn = await tx.turn.create({
+          data: {
+            conversationId: conversation.id,
+            channel: job.channel,
+            externalId,
+            model: job.model,
+            userMessageId: message.id,
+            nextAttemptAt,
+          },
+        });
+        await tx.cronJob.update({ where: { id: jobId }, data: { lastTurnId: turn.id } });
+        return { turnId: turn.id, conversationId: conversation.id, externalId };
+      }),
+    );
   } catch (error) {
     if (isUniqueViolation(error)) return null;
     throw error;

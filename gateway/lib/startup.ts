@@ -3,9 +3,6 @@ import { EnvError, getEnv, type Env } from "./env";
 import { errorMeta, logger } from "./logger";
 import { turnRunner } from "./turn";
 
-/** How often unfinished turns (backoff over, or left by a webhook that never ran them) are taken up. */
-export const SWEEP_INTERVAL_MS = 30_000;
-
 /** Validates the environment (a bad value stops the server), resumes interrupted turns and keeps sweeping. */
 export async function startGateway(): Promise<void> {
   let env: Env;
@@ -26,6 +23,9 @@ export async function startGateway(): Promise<void> {
     cronTimeZone: env.cronTimeZone,
     whatsapp: whatsappStatus(env),
     nextcloud: nextcloudStatus(env),
+    turnRetryBaseMs: env.turns.retryBaseMs,
+    turnMaxAttempts: env.turns.maxAttempts,
+    turnSweepIntervalMs: env.turns.sweepIntervalMs,
   });
   const startedAt = new Date();
   const runner = turnRunner();
@@ -35,7 +35,8 @@ export async function startGateway(): Promise<void> {
     );
   // Later, so that a slow database never delays the first request.
   setTimeout(() => void sweep(true), 1_000).unref();
-  setInterval(() => void sweep(false), SWEEP_INTERVAL_MS).unref();
+  // How often unfinished turns (backoff over, or left by a webhook that never ran them) are taken up.
+  setInterval(() => void sweep(false), env.turns.sweepIntervalMs).unref();
 }
 
 function whatsappStatus(env: Env): string {

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { defaultAgent, type AgentClient, type AgentRequest, type AgentResult, type AgentStep } from "./agent-client";
 import { channelsByName } from "./channels";
 import type { Channel, ChannelName, InboundMessage } from "./channels/types";
+import { getEnv } from "./env";
 import { AppError, isAppError } from "./errors";
 import { errorMeta, logger } from "./logger";
 import { buildSystemPrompt, personaFrom } from "./persona";
@@ -100,6 +101,12 @@ function isRetryable(error: AppError): boolean {
 
 const reasonOf = (error: AppError) => `${error.code}: ${error.message}`;
 
+/** What the server asked us to wait (a channel's Retry-After), in ms; 0 when it did not say. */
+function retryAfterMs(error: AppError): number {
+  const value = error.detail.retryAfterMs;
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
 export function createTurnRunner(deps: TurnDeps) {
   const policy = { ...defaultRetryPolicy, ...deps.retry };
   const workerId = randomUUID();
@@ -121,15 +128,19 @@ export function createTurnRunner(deps: TurnDeps) {
     return result;
   }
 
-  /** Retry later when it may help and attempts remain; otherwise the turn has failed. */
+  /**
+   * Retry later when it may help and attempts remain (not before the server's
+   * Retry-After, when it gave one); otherwise the turn has failed.
+   */
   async function settleFailure(turn: ClaimedTurn, error: AppError, stay: "received" | "answered"): Promise<TurnState> {
-    const canRetry = turn.channel !== "webchat" && isRetryable(error) && turn.attempts < policy.maxAttempts;
-    if (canRetry) {
-      await scheduleTurnRetry({ id: turn.id, error: reasonOf(error), nextAttemptAt: new Date(Date.now() + backoff(turn.attempts)) });
+    const retryable = turn.channel !== "webchat" && isRetryable(error);
+    if (retryable && turn.attempts < policy.maxAttempts) {
+      const wait = Math.max(backoff(turn.attempts), retryAfterMs(error));
+      await scheduleTurnRetry({ id: turn.id, error: reasonOf(error), nextAttemptAt: new Date(Date.now() + wait) });
       return stay;
     }
-    const gaveUp = isRetryable(error) && turn.channel !== "webchat" ? ` (gave up after ${turn.attempts} attempts)` : "";
-    await markTurnFailed({ id: turn.id, error: `${reasonOf(error)}${gaveUp}` });
+    await markTurnFailed({ id: turn.id, error: `${reasonOf(error)}${retryable ? ` (gave up after ${turn.attempts} attempts)` : ""}` });
+    if (retryable) logger.warn("turn.gave_up", { turnId: turn.id, channel: turn.channel, attempts: turn.attempts, code: error.code });
     return "failed";
   }
 
@@ -228,7 +239,7 @@ export function createTurnRunner(deps: TurnDeps) {
     if (!turn) return undefined;
     if (turn.attempts > policy.maxAttempts) {
       await markTurnFailed({ id: turn.id, error: `${turn.lastError ?? "unknown error"} (gave up after ${turn.attempts - 1} attempts)` });
-      logger.warn("turn.gave_up", { turnId: turn.id, channel: turn.channel, attempts: turn.attempts - 1 });
+      logger.warn("turn.gave_up", { turnId: turn.id, channel: turn.channel, attempts: turn.attempts - 1, code: turn.lastError?.split(":", 2).join(":") });
       return { turnId, conversationId: turn.conversationId, isDuplicate: false, state: "failed" };
     }
     return attempt(turn, emit, stream);
@@ -356,7 +367,14 @@ export type TurnRunner = ReturnType<typeof createTurnRunner>;
 const holder = globalThis as unknown as { myClawTurnRunner?: TurnRunner };
 
 export function turnRunner(): TurnRunner {
-  holder.myClawTurnRunner ??= createTurnRunner({ agent: defaultAgent, channels: channelsByName() });
+  if (!holder.myClawTurnRunner) {
+    const { retryBaseMs, maxAttempts, graceMs } = getEnv().turns;
+    holder.myClawTurnRunner = createTurnRunner({
+      agent: defaultAgent,
+      channels: channelsByName(),
+      retry: { baseDelayMs: retryBaseMs, maxAttempts, graceMs, maxDelayMs: Math.max(defaultRetryPolicy.maxDelayMs, retryBaseMs) },
+    });
+  }
   return holder.myClawTurnRunner;
 }
 

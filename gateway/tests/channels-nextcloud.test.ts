@@ -9,6 +9,7 @@ import {
   verifySignature,
 } from "../lib/channels/nextcloud";
 import { startFakeNextcloud, type FakeNextcloud } from "./support/fake-nextcloud";
+import type { AppError } from "../lib/errors";
 
 // Payloads byte for byte as Talk's BotService sends them: PHP json_encode, so
 // "\/" and "\uXXXX" escapes, and object.content a JSON string encoded twice
@@ -250,6 +251,15 @@ describe("OCS bot client", () => {
     const error = await client().sendMessage(token, "hi").catch((caught: unknown) => caught);
     expect(error).toMatchObject({ code: "upstream:channel", detail: { status } });
     expect((error as Error).message).toMatch(message);
+  });
+
+  it("passes a 429's Retry-After on, as seconds or as a date", async () => {
+    talk.failNext({ status: 429, retryAfter: "7" }, { status: 503, retryAfter: new Date(Date.now() + 60_000).toUTCString() });
+    await expect(client().sendMessage(token, "hi")).rejects.toMatchObject({ detail: { status: 429, retryable: true, retryAfterMs: 7000 } });
+    const error = (await client().sendMessage(token, "hi").catch((caught: unknown) => caught)) as AppError;
+    expect(error.detail).toMatchObject({ status: 503, retryable: true });
+    expect(error.detail.retryAfterMs).toBeGreaterThan(55_000);
+    expect(error.detail.retryAfterMs).toBeLessThanOrEqual(60_000);
   });
 
   it("does not quote a reply target that is not a Talk message id", async () => {

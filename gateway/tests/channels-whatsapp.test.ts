@@ -286,6 +286,30 @@ describe("Graph client", () => {
     expect(graph.sent).toEqual([]);
   });
 
+  it("retries an HTTP 429 no sooner than its Retry-After", async () => {
+    graph.failNext({ status: 429, code: 80007, message: "(#80007) Rate limit issues", retryAfter: "3" });
+    await client().sendText("16505551234", "patience");
+    expect(sleeps).toEqual([3000]);
+    expect(graph.sent).toHaveLength(1);
+  });
+
+  it("retries an HTTP 429 even with a code it does not know", async () => {
+    graph.failNext({ status: 429, code: 1, message: "throttled" });
+    await client().sendText("16505551234", "again");
+    expect(sleeps).toEqual([1000]);
+    expect(graph.sent).toHaveLength(1);
+  });
+
+  it("leaves a long Retry-After to the turn's retry instead of waiting in the request", async () => {
+    graph.failNext({ status: 503, code: 2, message: "Service temporarily unavailable", retryAfter: "120" });
+    await expect(client().sendText("16505551234", "later")).rejects.toMatchObject({
+      code: "upstream:channel",
+      detail: { status: 503, retryable: true, retryAfterMs: 120_000, attempts: 1 },
+    });
+    expect(sleeps).toEqual([]);
+    expect(graph.requests).toHaveLength(1);
+  });
+
   it("does not retry outside the 24-hour window and says why", async () => {
     graph.failNext({ code: 131047, message: "(#131047) Re-engagement message" });
     const error = await client().sendText("16505551234", "late answer").catch((caught: unknown) => caught);

@@ -45,6 +45,32 @@ describe("parseEnv", () => {
   });
 });
 
+describe("turn retries", () => {
+  it("defaults to 30 s doubling, 6 attempts, a sweep every 30 s and a 60 s grace", () => {
+    expect(parseEnv({}).turns).toEqual({ retryBaseMs: 30_000, maxAttempts: 6, sweepIntervalMs: 30_000, graceMs: 60_000 });
+  });
+
+  it("takes fractions of a second", () => {
+    expect(parseEnv({ TURN_RETRY_BASE_S: "0.5", TURN_MAX_ATTEMPTS: "3", TURN_SWEEP_INTERVAL_S: "0.25", TURN_GRACE_S: "0" }).turns).toEqual({
+      retryBaseMs: 500,
+      maxAttempts: 3,
+      sweepIntervalMs: 250,
+      graceMs: 0,
+    });
+  });
+
+  it.each([
+    ["TURN_RETRY_BASE_S", "soon", /TURN_RETRY_BASE_S must be a number of seconds/],
+    ["TURN_RETRY_BASE_S", "0", /TURN_RETRY_BASE_S must be at least 0.1 s/],
+    ["TURN_MAX_ATTEMPTS", "2.5", /TURN_MAX_ATTEMPTS must be a whole number/],
+    ["TURN_MAX_ATTEMPTS", "0", /TURN_MAX_ATTEMPTS must be at least 1/],
+    ["TURN_SWEEP_INTERVAL_S", "-1", /TURN_SWEEP_INTERVAL_S must be at least 0.1 s/],
+    ["TURN_GRACE_S", "86400", /TURN_GRACE_S must be at most 3600 s/],
+  ])("stops start-up on %s=%s, naming the variable and the rule", (name, value, message) => {
+    expect(() => parseEnv({ [name]: value })).toThrow(message);
+  });
+});
+
 describe("CRON_TIMEZONE", () => {
   it("defaults to the server's zone and accepts an IANA zone", () => {
     expect(parseEnv({}).cronTimeZone).toBe(Intl.DateTimeFormat().resolvedOptions().timeZone);

@@ -1,11 +1,13 @@
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { getEnv } from "../lib/env";
 import { databasePath } from "../lib/env-file";
-import { diffMigrationsToSchema, migrationsDir } from "../lib/migrations";
+import { applyMigrations, diffMigrationsToSchema, migrationsDir } from "../lib/migrations";
 import {
   addMessage,
   deleteConversationById,
@@ -49,6 +51,21 @@ describe("migrations", () => {
     const sqlite = new Database(databasePath(getEnv().databaseUrl), { readonly: true });
     expect(sqlite.pragma("journal_mode", { simple: true })).toBe("wal");
     sqlite.close();
+  });
+});
+
+describe("migrations on a file in use", () => {
+  it("say the file is in use, not the schema engine's SocketTimeout", async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), "my-claw-in-use-")), "in-use.db");
+    await applyMigrations(`file:${file}`);
+    const other = new Database(file, { readonly: true });
+    try {
+      other.prepare(`SELECT count(*) AS n FROM "Turn"`).get();
+      await expect(applyMigrations(`file:${file}`)).rejects.toThrow(/in-use\.db is in use by another process .*stop the others/);
+    } finally {
+      other.close();
+    }
+    expect(await applyMigrations(`file:${file}`)).toEqual([]);
   });
 });
 
@@ -141,6 +158,38 @@ describe("turns", () => {
       ["assistant", "a", "qwen3:4b"],
     ]);
     expect((await getConversationById({ id: turn.conversationId }))?.model).toBe("fast");
+  });
+});
+
+describe("another process writing the same database file", () => {
+  /** Starts tests/support/sqlite-writer.mjs and resolves once it holds the write lock. */
+  async function holdWriteLock(holdMs: number) {
+    const writer = spawn(process.execPath, [path.resolve("tests/support/sqlite-writer.mjs"), databasePath(getEnv().databaseUrl), String(holdMs), "0", "1"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const exited = new Promise<number | null>((resolve) => writer.once("exit", resolve));
+    await new Promise<void>((resolve, reject) => {
+      writer.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("locked 1") && resolve());
+      void exited.then(() => reject(new Error("the writer ended before taking the lock")));
+    });
+    return { exited };
+  }
+
+  it("waits for its write lock in a transaction that reads first, instead of failing", async () => {
+    await getSettings(); // the gateway's connection is open, as in a running server
+    const writer = await holdWriteLock(1500);
+    const started = performance.now();
+    const { turn, isDuplicate } = await recordInboundTurn({ channel: "whatsapp", channelId: uniqueId("busy"), externalId: uniqueId("wamid"), text: "while locked" });
+    expect(isDuplicate).toBe(false);
+    // It waited for the other process (which holds the lock 1.5 s), rather than failing or not noticing it.
+    expect(performance.now() - started).toBeGreaterThan(200);
+    expect(await writer.exited).toBe(0);
+
+    const again = await holdWriteLock(500);
+    expect((await saveTurnAnswer({ turnId: turn.id, content: "still", model: "qwen3:8b" })).state).toBe("answered");
+    await saveSettings({ values: { persona_name: "Busy" } });
+    expect(await again.exited).toBe(0);
+    expect(await listMessagesByConversation({ conversationId: turn.conversationId })).toHaveLength(2);
   });
 });
 

@@ -269,6 +269,22 @@ describe("recovery", () => {
     expect(graph.sent).toHaveLength(1);
   });
 
+  it("waits at least a 429's Retry-After before the next attempt, then delivers once", async () => {
+    graph.failNext({ status: 429, code: 80007, message: "(#80007) Rate limit issues", retryAfter: "1" });
+    const turns = whatsappRunner();
+    const before = Date.now();
+    const outcome = await turns.runTurn(inbound("throttled", "16505550004"));
+    expect(outcome.state).toBe("answered");
+    // The backoff alone would allow the next attempt after 40 ms.
+    expect((await getTurnById({ id: outcome.turnId }))!.nextAttemptAt.getTime()).toBeGreaterThanOrEqual(before + 1_000);
+    expect(await turns.resumeDueTurns()).toBe(0);
+    await sweepUntil(turns, outcome.turnId, "delivered");
+    const sends = graph.requests.filter((r) => r.method === "POST" && (r.body as { to?: string }).to === "16505550004");
+    expect(sends.map((r) => r.status)).toEqual([429, 200]);
+    expect(sends[1]!.at - sends[0]!.at).toBeGreaterThanOrEqual(1_000);
+    expect(graph.sent.map((m) => m.body)).toEqual(["Echo: throttled"]);
+  });
+
   it("records the 24-hour rule and does not retry it", async () => {
     graph.failNext({ code: 131047, message: "Re-engagement message" });
     const outcome = await whatsappRunner().runTurn(inbound("late", "16505550002"));

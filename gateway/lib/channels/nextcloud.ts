@@ -2,6 +2,7 @@ import "server-only";
 import { createHash, createHmac, randomBytes as cryptoRandomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { AppError, isAppError } from "../errors";
+import { parseRetryAfter } from "./retry-after";
 import { splitMessage } from "./text";
 import type { Channel, InboundMessage } from "./types";
 
@@ -178,7 +179,11 @@ export function createNextcloudClient(config: NextcloudClientConfig): NextcloudC
     const why = explanationByStatus[response.status] ?? `it answered HTTP ${response.status}; see nextcloud.log`;
     throw new AppError("upstream:channel", `Nextcloud Talk refused the bot's request (${response.status}): ${why}.`, {
       // A server in trouble or throttling may take the same request later; the others would fail again.
-      detail: { status: response.status, retryable: response.status >= 500 || response.status === 429 },
+      detail: {
+        status: response.status,
+        retryable: response.status >= 500 || response.status === 429,
+        retryAfterMs: parseRetryAfter(response.headers.get("retry-after")),
+      },
     });
   }
 

@@ -3,6 +3,7 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { AppError, isAppError } from "../errors";
 import { readCapped } from "../http";
+import { parseRetryAfter } from "./retry-after";
 import { markdownToWhatsApp, splitMessage } from "./text";
 import type { Channel, InboundMessage } from "./types";
 
@@ -205,6 +206,9 @@ export interface WhatsAppClient {
   downloadMedia(mediaId: string): Promise<{ bytes: Uint8Array; mimeType: string }>;
 }
 
+/** The longest wait between two tries of one request, Retry-After included. */
+const MAX_WAIT_MS = 30_000;
+
 // Throughput and rate limits pass; everything else would fail the same way again.
 const RETRYABLE_CODES = new Set([4, 80007, 130429, 131056]);
 
@@ -235,7 +239,7 @@ const mediaInfoSchema = z.object({
   file_size: z.coerce.number().optional().catch(undefined),
 });
 
-function graphError(status: number, text: string): AppError {
+function graphError(status: number, text: string, retryAfterMs?: number): AppError {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -244,10 +248,10 @@ function graphError(status: number, text: string): AppError {
   }
   const error = graphErrorSchema.safeParse(json).data?.error;
   const code = error?.code;
-  const retryable = status >= 500 || (code !== undefined && RETRYABLE_CODES.has(code));
+  const retryable = status >= 500 || status === 429 || (code !== undefined && RETRYABLE_CODES.has(code));
   const why = (code !== undefined ? explanationByCode[code] : undefined) ?? error?.message ?? `it answered HTTP ${status}`;
   return new AppError("upstream:channel", `WhatsApp refused the request${code !== undefined ? ` (error ${code})` : ""}: ${why}.`, {
-    detail: { status, graphCode: code, graphSubcode: error?.error_subcode, fbtraceId: error?.fbtrace_id, retryable },
+    detail: { status, graphCode: code, graphSubcode: error?.error_subcode, fbtraceId: error?.fbtrace_id, retryable, retryAfterMs },
   });
 }
 
@@ -292,7 +296,9 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
         detail: { retryable: true },
       });
     }
-    if (!response.ok) throw graphError(response.status, await response.text().catch(() => ""));
+    if (!response.ok) {
+      throw graphError(response.status, await response.text().catch(() => ""), parseRetryAfter(response.headers.get("retry-after")));
+    }
     return response;
   }
 
@@ -308,8 +314,10 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
       } catch (error) {
         const retryable = isAppError(error) && error.detail.retryable === true;
         if (!retryable) throw error;
-        if (attempt >= attempts) throw withDetail(error, { attempts: attempt });
-        await sleep(Math.min(baseDelayMs * 2 ** (attempt - 1), 30_000));
+        // A longer Retry-After is left to the turn's own retry, rather than held here.
+        const asked = typeof error.detail.retryAfterMs === "number" ? error.detail.retryAfterMs : 0;
+        if (attempt >= attempts || asked > MAX_WAIT_MS) throw withDetail(error, { attempts: attempt });
+        await sleep(Math.max(Math.min(baseDelayMs * 2 ** (attempt - 1), MAX_WAIT_MS), asked));
       }
     }
   }

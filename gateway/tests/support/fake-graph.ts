@@ -12,6 +12,8 @@ export interface GraphFailure {
   status?: number;
   code: number;
   message?: string;
+  /** Sent as the Retry-After header (seconds or an HTTP date). */
+  retryAfter?: string;
 }
 
 export interface GraphRequest {
@@ -19,6 +21,10 @@ export interface GraphRequest {
   path: string;
   headers: http.IncomingHttpHeaders;
   body?: unknown;
+  /** Date.now() when it arrived. */
+  at: number;
+  /** The status Graph answered. */
+  status?: number;
 }
 
 export interface SentText {
@@ -36,6 +42,11 @@ export interface FakeGraph {
   reads: string[];
   /** Answers for the next text sends, one per request; null lets that one through. */
   failNext(...failures: (GraphFailure | null)[]): void;
+  /**
+   * Until cleared (undefined), every text send to `to` fails with `failure`,
+   * after `allow` more have gone through. Checked before failNext's queue.
+   */
+  failTo(to: string, failure: GraphFailure | undefined, allow?: number): void;
   /** Media by id; `fileSize: null` leaves file_size out of the lookup's answer. */
   media: Map<string, { bytes: Uint8Array; mimeType: string; fileSize?: number | null }>;
   close(): Promise<void>;
@@ -60,12 +71,14 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 
 export async function startFakeGraph(options: { accessToken: string; phoneNumberId: string }): Promise<FakeGraph> {
   const failures: (GraphFailure | null)[] = [];
+  const failingTo = new Map<string, { failure: GraphFailure; allow: number }>();
   const fake: FakeGraph = {
     url: "",
     requests: [],
     sent: [],
     reads: [],
     failNext: (...more) => void failures.push(...more),
+    failTo: (to, failure, allow = 0) => void (failure ? failingTo.set(to, { failure, allow }) : failingTo.delete(to)),
     media: new Map(),
     close: async () => {
       await closeServer(server);
@@ -75,10 +88,12 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
   const server = http.createServer(async (req, res) => {
     const raw = await readText(req);
     const path = new URL(req.url ?? "/", "http://graph").pathname;
-    const record: GraphRequest = { method: req.method ?? "", path, headers: req.headers };
+    const record: GraphRequest = { method: req.method ?? "", path, headers: req.headers, at: Date.now() };
     fake.requests.push(record);
-    const json = (status: number, body: unknown) =>
-      res.writeHead(status, { "content-type": "application/json; charset=UTF-8" }).end(JSON.stringify(body));
+    const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      record.status = status;
+      res.writeHead(status, { "content-type": "application/json; charset=UTF-8", ...headers }).end(JSON.stringify(body));
+    };
     const invalid = (message: string) => json(400, graphError(100, message));
 
     if (req.headers.authorization !== `Bearer ${options.accessToken}`) {
@@ -146,9 +161,11 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     const context = isRecord(body.context) ? body.context : undefined;
     if (body.context !== undefined && typeof context?.message_id !== "string") return invalid("(#100) Invalid parameter context");
 
-    const failure = failures.shift();
+    const rule = failingTo.get(body.to);
+    const failure = rule ? (rule.allow > 0 ? (rule.allow--, undefined) : rule.failure) : failures.shift();
     if (failure) {
-      json(failure.status ?? 400, graphError(failure.code, failure.message ?? `(#${failure.code}) scripted failure`));
+      const headers: Record<string, string> = failure.retryAfter ? { "retry-after": failure.retryAfter } : {};
+      json(failure.status ?? 400, graphError(failure.code, failure.message ?? `(#${failure.code}) scripted failure`), headers);
       return;
     }
     fake.sent.push({ to: body.to, body: text.body, ...(context ? { replyTo: context.message_id as string } : {}) });

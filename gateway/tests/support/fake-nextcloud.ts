@@ -15,7 +15,14 @@ export interface TalkRequest {
   path: string;
   headers: http.IncomingHttpHeaders;
   body?: unknown;
+  /** Date.now() when it arrived. */
+  at: number;
+  /** The status the server answered. */
+  status?: number;
 }
+
+/** A scripted answer: a status, or a status with a Retry-After header (seconds or an HTTP date). */
+export type TalkFailure = number | { status: number; retryAfter?: string };
 
 export interface PostedMessage {
   token: string;
@@ -35,7 +42,9 @@ export interface FakeNextcloud {
   /** Conversations where the bot is enabled with the response feature. */
   tokens: Set<string>;
   /** Statuses for the next accepted-looking requests, one per request. */
-  failNext(...statuses: number[]): void;
+  failNext(...statuses: TalkFailure[]): void;
+  /** Until cleared (undefined), every accepted-looking request in conversation `token` gets `failure`; before failNext's queue. */
+  failIn(token: string, failure: TalkFailure | undefined): void;
   close(): Promise<void>;
 }
 
@@ -48,7 +57,8 @@ function ocs(status: number, data: unknown = null) {
 }
 
 export async function startFakeNextcloud(options: { secret: string; tokens: string[] }): Promise<FakeNextcloud> {
-  const failures: number[] = [];
+  const failures: TalkFailure[] = [];
+  const failingIn = new Map<string, TalkFailure>();
   const fake: FakeNextcloud = {
     url: "",
     requests: [],
@@ -56,6 +66,7 @@ export async function startFakeNextcloud(options: { secret: string; tokens: stri
     reactions: [],
     tokens: new Set(options.tokens),
     failNext: (...statuses) => void failures.push(...statuses),
+    failIn: (token, failure) => void (failure === undefined ? failingIn.delete(token) : failingIn.set(token, failure)),
     close: async () => {
       await closeServer(server);
     },
@@ -64,10 +75,12 @@ export async function startFakeNextcloud(options: { secret: string; tokens: stri
   const server = http.createServer(async (req, res) => {
     const raw = await readText(req);
     const path = new URL(req.url ?? "/", "http://nextcloud").pathname;
-    const record: TalkRequest = { method: req.method ?? "", path, headers: req.headers };
+    const record: TalkRequest = { method: req.method ?? "", path, headers: req.headers, at: Date.now() };
     fake.requests.push(record);
-    const answer = (status: number) =>
-      res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(ocs(status)));
+    const answer = (status: number, headers: Record<string, string> = {}) => {
+      record.status = status;
+      res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers }).end(JSON.stringify(ocs(status)));
+    };
 
     const route = ROUTE.exec(path);
     if (req.method !== "POST" || !route?.[1]) return answer(404);
@@ -104,8 +117,11 @@ export async function startFakeNextcloud(options: { secret: string; tokens: stri
       // mb_strlen: code points.
       if ([...signed].length > MAX_LENGTH) return answer(413);
     }
-    const failure = failures.shift();
-    if (failure) return answer(failure);
+    const failure = failingIn.get(token) ?? failures.shift();
+    if (failure !== undefined) {
+      const { status, retryAfter } = typeof failure === "number" ? { status: failure, retryAfter: undefined } : failure;
+      return answer(status, retryAfter ? { "retry-after": retryAfter } : {});
+    }
 
     if (isMessage) {
       fake.posted.push({
