@@ -34,6 +34,18 @@ from settings import Settings
 
 logger = logging.getLogger(__name__)
 
+_MODEL_ERRORS = (
+    litellm.exceptions.APIConnectionError,
+    litellm.exceptions.APIError,
+    litellm.exceptions.InternalServerError,
+    litellm.exceptions.NotFoundError,
+    litellm.exceptions.AuthenticationError,
+    litellm.exceptions.RateLimitError,
+    litellm.exceptions.Timeout,
+    litellm.exceptions.BadRequestError,
+    litellm.exceptions.OpenAIError,
+)
+
 OBSERVATION_PREVIEW_CHARS = 600
 # smolagents parses this YAML on every CodeAgent it builds (12 ms, half of a turn's overhead): parse it once.
 PROMPT_TEMPLATES = yaml.safe_load(
@@ -332,12 +344,19 @@ class AgentRunner:
             # The agent is third-party code: one bad turn must not take the service down, nor show its internals.
             logger.error("agent_run_failed", extra={"error_type": type(exc).__name__, "model": resolved.model_id})
             return ServiceError("agent_error", "The agent failed unexpectedly; see the agent's log and try again.", 500)
+        # LiteLLM's exceptions derive from openai's, not from litellm.exceptions.OpenAIError: walk the chain to the
+        # first one of the kinds told apart below (its own cause is the raw httpx error).
         cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, litellm.exceptions.OpenAIError):
+        while cause is not None and not isinstance(cause, _MODEL_ERRORS):
             cause = cause.__cause__ or cause.__context__
         logger.warning(
             "model_call_failed", extra={"model": resolved.model_id, "error_type": type(cause or exc).__name__}
         )
+        # Timeout derives from APIConnectionError: it must be told apart first.
+        if isinstance(cause, litellm.exceptions.Timeout):
+            return ServiceError(
+                "model_timeout", "The model did not answer in time; try again or pick a smaller model.", 504
+            )
         if resolved.provider == "ollama":
             if isinstance(cause, litellm.exceptions.APIConnectionError | litellm.exceptions.InternalServerError):
                 return model_unreachable(self._settings.ollama_base_url)
@@ -348,10 +367,6 @@ class AgentRunner:
         if isinstance(cause, litellm.exceptions.RateLimitError):
             return ServiceError(
                 "model_busy", "The model provider is rate-limiting or overloaded; try again in a minute.", 503
-            )
-        if isinstance(cause, litellm.exceptions.Timeout):
-            return ServiceError(
-                "model_timeout", "The model did not answer in time; try again or pick a smaller model.", 504
             )
         if isinstance(cause, litellm.exceptions.APIConnectionError):
             return ServiceError(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, Service, start_service
+from tests.conftest import AGENT_DIR, API_KEY, Service, start_service
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
 from tests.fakes.searxng import FakeSearxng
@@ -361,3 +363,41 @@ def test_oversized_image_is_413_and_nothing_is_saved(tmp_path: Path, fake_ollama
         assert streamed.status_code == 413 and set(streamed.json()) == {"error", "code"}
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "http_status"),
+    [(500, "model_unreachable", 503), (404, "model_missing", 503), (429, "model_busy", 503)],
+)
+def test_model_failing_in_the_middle_of_a_run_is_named(
+    service: Service, fake_ollama: FakeOllama, status: int, code: str, http_status: int
+) -> None:
+    """The model list is cached and says the model is there; the call itself then fails: the error still says why."""
+    with service.client() as client:
+        assert client.post("/run", json={"message": "warm the model list"}).status_code == 200
+        script(fake_ollama, fail_status=status)
+        response = client.post("/run", json={"message": "Hello"})
+    assert response.status_code == http_status, response.text
+    assert response.json()["code"] == code
+
+
+def test_ollama_killed_after_the_model_list_was_read_is_unreachable(tmp_path: Path) -> None:
+    # A separate process, so that killing it closes the connections LiteLLM keeps alive, as a real crash does.
+    ollama = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.ollama", "--port", "0"], cwd=AGENT_DIR, stdout=subprocess.PIPE, text=True
+    )
+    assert ollama.stdout is not None
+    url = f"http://127.0.0.1:{ollama.stdout.readline().split()[1]}"
+    running = start_service(tmp_path, OLLAMA_BASE_URL=url)
+    try:
+        with running.client() as client:
+            assert client.post("/run", json={"message": "Hello"}).status_code == 200
+            ollama.kill()
+            ollama.wait()
+            response = client.post("/run", json={"message": "Hello again"})
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "model_unreachable"
+        assert url in response.json()["error"] and "ollama serve" in response.json()["error"]
+    finally:
+        running.stop()
+        ollama.kill()
