@@ -279,7 +279,7 @@ async function main() {
     const bTalk = await nextcloud(rooms.main, bText.talk);
     await waitForTurn("a failed attempt of the WhatsApp turn", bWa!, (row) => row.attempts >= 2 && row.state === "received");
     await waitForTurn("a failed attempt of the Talk turn", bTalk, (row) => row.attempts >= 2 && row.state === "received");
-    check(/^unavailable:agent/.test(turn(bWa!)?.lastError ?? ""), `while Ollama is down the turn waits, retrying: "${turn(bWa!)?.lastError}"`);
+    check(/^unavailable:agent: Ollama is not reachable/.test(turn(bWa!)?.lastError ?? ""), `while Ollama is down the turn waits, retrying, saying why: "${turn(bWa!)?.lastError}"`);
     ollama = await startFakeOllama(logDir, ollamaPort);
     const ollamaBack = Date.now();
     await answeredOnce("the WhatsApp answer once Ollama is back", () => sentTo(numbers.owner, `Echo: ${bText.wa}`));
