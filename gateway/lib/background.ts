@@ -23,7 +23,9 @@ export function afterResponse(name: string, task: () => Promise<unknown>): void 
     return promise;
   };
   try {
-    after(track);
+    // Started after the response, not awaited by it: Next keeps a request's context until its
+    // after() callback settles, and turns can wait minutes behind a backlog.
+    after(() => void track());
   } catch {
     void track();
   }

@@ -24,6 +24,7 @@ import {
   type TurnState,
 } from "./queries";
 import { createKeyedQueue } from "./serial";
+import { createTurnGate, defaultTurnGate, type TurnGateOptions } from "./turn-gate";
 
 // One pipeline for every channel: store the inbound message, then, one turn at
 // a time per conversation and in arrival order, load the history and persona,
@@ -81,6 +82,8 @@ export interface TurnDeps {
   agent: AgentClient;
   channels: Partial<Record<ChannelName, Channel>>;
   retry?: Partial<RetryPolicy>;
+  /** How many turns run at once, and how busy the event loop may be for another to start (lib/turn-gate.ts). */
+  gate?: Partial<TurnGateOptions>;
 }
 
 export interface AcceptedTurn {
@@ -112,6 +115,7 @@ export function createTurnRunner(deps: TurnDeps) {
   const workerId = randomUUID();
   const inboxes = createKeyedQueue();
   const conversations = createKeyedQueue();
+  const gate = createTurnGate({ ...defaultTurnGate, ...deps.gate });
   const running = new Map<string, Promise<TurnOutcome | undefined>>();
   let isSweeping = false;
 
@@ -255,7 +259,8 @@ export function createTurnRunner(deps: TurnDeps) {
     const queued = running.get(turnId);
     if (queued) return queued;
     const done = conversations
-      .run(conversationId, () => claimAndRun(turnId, emit, stream))
+      // A streamed turn has its owner watching: it starts at once; the others when the loop keeps up.
+      .run(conversationId, () => gate.run(() => claimAndRun(turnId, emit, stream), { isUrgent: stream }))
       .catch((error: unknown) => {
         logger.error("turn.crashed", { turnId, ...errorMeta(error) });
         return undefined;
