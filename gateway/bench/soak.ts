@@ -7,9 +7,11 @@
 //     each, from SOAK_SENDERS (50) WhatsApp senders, every fifth one a Nextcloud
 //     Talk message instead;
 //   - SOAK_STREAMS (50) webchat streams, each posting its next message as soon
-//     as the previous answer ended, in its own conversation.
-// A warm-up phase with the same load (SOAK_WARMUP_SECONDS, 15) comes first; the
-// memory of each service after the warm-up has drained is the baseline, compared
+//     as the previous answer ended, in its own conversation; they open one after
+//     the other over the first STREAM_RAMP_MS, not all in the same millisecond.
+// A warm-up phase with the same load (SOAK_WARMUP_SECONDS, as long as the main
+// one) comes first, so the baseline is a process that has already been through
+// it all: the memory of each service after the warm-up has drained, compared
 // with its memory after the main phase has drained (same run, same machine).
 // Figures: acknowledgement latency p50/p99, time to the webchat's first event,
 // throughput, memory before/peak/after, and every message accounted for: the
@@ -28,13 +30,14 @@ import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDeliver
 import { gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals, type Service } from "../e2e/stack";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
-const WARMUP_SECONDS = Number(process.env.SOAK_WARMUP_SECONDS ?? 15);
+const WARMUP_SECONDS = Number(process.env.SOAK_WARMUP_SECONDS ?? SECONDS);
 const RATE = Number(process.env.SOAK_WEBHOOK_RATE ?? 200);
 const STREAMS = Number(process.env.SOAK_STREAMS ?? 50);
 const SENDERS = Number(process.env.SOAK_SENDERS ?? 50);
 const DRAIN_TIMEOUT_S = Number(process.env.SOAK_DRAIN_TIMEOUT_S ?? 1800);
 /** After/before memory ratio above which the soak fails (a leak, not the noise of a garbage collector). */
 const MEMORY_GROWTH_LIMIT = Number(process.env.SOAK_MEMORY_GROWTH_LIMIT ?? 1.5);
+const STREAM_RAMP_MS = 2_000;
 const reportDir = path.resolve(gatewayDir, process.env.BENCH_REPORT_DIR ?? "bench-results");
 
 const phoneNumberId = "106540352242922";
@@ -47,7 +50,13 @@ function percentile(values: number[], p: number): number {
   return Math.round((sorted[index] ?? 0) * 10) / 10;
 }
 
-const summary = (values: number[]) => ({ p50: percentile(values, 50), p99: percentile(values, 99), max: percentile(values, 100), n: values.length });
+const summary = (values: number[]) => ({
+  p50: percentile(values, 50),
+  p90: percentile(values, 90),
+  p99: percentile(values, 99),
+  max: percentile(values, 100),
+  n: values.length,
+});
 
 /** Resident memory of a service: every process of its group (uv and python for the agent), in MiB. */
 function groupRssMiB(service: Service): number {
@@ -80,11 +89,13 @@ async function* bodyChunks(response: Response) {
 
 interface Phase {
   name: string;
-  whatsapp: Map<string, string>; // wamid → text
-  talk: Map<string, string>; // message id → text
+  /** Acknowledged (200) deliveries: wamid or Talk message id → text. */
+  whatsapp: Map<string, string>;
+  talk: Map<string, string>;
   webchat: { sent: number; answered: number; errors: string[] };
   ackMs: number[];
-  ackFailures: string[];
+  /** Deliveries not acknowledged with 200, by status or error. */
+  ackFailures: Map<string, number>;
   firstEventMs: number[];
   turnMs: number[];
   lateStarts: number;
@@ -139,34 +150,38 @@ async function main() {
     let url: string;
     let raw: string;
     let headers: Record<string, string>;
+    let accepted: () => void;
     if (index % 5 === 4) {
       const messageId = 100_000 + id;
       raw = talkMessage({ id: String(messageId), message: text, token: rooms[id % rooms.length]! });
       const random = randomUUID().replace(/-/g, "") + randomUUID().replace(/-/g, "");
       headers = { "x-nextcloud-talk-random": random, "x-nextcloud-talk-signature": talkSignature(random, raw, botSecret) };
       url = `${gateway.url}/api/webhook/nextcloud`;
-      phase.talk.set(String(messageId), text);
+      accepted = () => phase.talk.set(String(messageId), text);
     } else {
       const wamid = `wamid.SOAK${id.toString(36).toUpperCase().padStart(8, "0")}`;
       raw = whatsappDelivery([{ messages: [textMessage(senders[index % senders.length]!, wamid, text)] }]);
       headers = { "x-hub-signature-256": metaSignature(raw, appSecret) };
       url = `${gateway.url}/api/webhook/whatsapp`;
-      phase.whatsapp.set(wamid, text);
+      accepted = () => phase.whatsapp.set(wamid, text);
     }
+    const failed = (why: string) => phase.ackFailures.set(why, (phase.ackFailures.get(why) ?? 0) + 1);
     const started = performance.now();
     try {
       const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: raw });
-      await response.arrayBuffer();
+      const body = await response.text();
       phase.ackMs.push(performance.now() - started);
-      if (response.status !== 200) phase.ackFailures.push(`HTTP ${response.status}`);
+      if (response.status === 200) accepted();
+      else failed(`HTTP ${response.status} ${body.slice(0, 120)}`);
     } catch (error) {
-      phase.ackFailures.push(error instanceof Error ? error.message : String(error));
+      failed(error instanceof Error ? `${error.message} ${String((error as { cause?: unknown }).cause ?? "")}` : String(error));
     }
   }
 
   async function webchatStream(phase: Phase, stream: number, until: number): Promise<void> {
     let conversationId: string | undefined;
     let turn = 0;
+    await sleep((stream * STREAM_RAMP_MS) / STREAMS);
     while (performance.now() < until) {
       const message = `soak ${phase.name} stream ${stream} turn ${++turn}`;
       phase.webchat.sent += 1;
@@ -206,7 +221,7 @@ async function main() {
       talk: new Map(),
       webchat: { sent: 0, answered: 0, errors: [] },
       ackMs: [],
-      ackFailures: [],
+      ackFailures: new Map(),
       firstEventMs: [],
       turnMs: [],
       lateStarts: 0,
@@ -295,6 +310,9 @@ async function main() {
     const turns = (sqlite.prepare(`SELECT COUNT(*) AS n FROM "Turn"`).get() as { n: number }).n;
     sqlite.close();
 
+    const refusals = new Map<string, number>();
+    for (const [why, times] of [...warmup.ackFailures, ...main.ackFailures]) refusals.set(why, (refusals.get(why) ?? 0) + times);
+    const refused = { total: [...refusals.values()].reduce((a, b) => a + b, 0), by_reason: Object.fromEntries(refusals) };
     const accepted = phases.reduce((n, p) => n + p.whatsapp.size + p.talk.size + p.webchat.sent, 0);
     const report = {
       date: new Date().toISOString(),
@@ -313,7 +331,7 @@ async function main() {
         late_starts: main.lateStarts,
       },
       webhook_ack_ms: summary(main.ackMs),
-      webhook_ack_failures: main.ackFailures.length + warmup.ackFailures.length,
+      webhook_refused: refused,
       webchat_first_event_ms: summary(main.firstEventMs),
       webchat_turn_ms: summary(main.turnMs),
       webchat_errors: [...new Set([...warmup.webchat.errors, ...main.webchat.errors])].slice(0, 5),
@@ -352,13 +370,13 @@ ${r.load.webhook_rate_per_s} signed webhook deliveries per second (achieved ${r.
 Talk message, the rest WhatsApp from ${r.load.whatsapp_senders} senders) and ${r.load.webchat_streams} webchat streams for ${r.load.seconds} s, after a
 ${r.load.warmup_seconds} s warm-up under the same load; real agent and gateway, fake model answering at once.
 
-| | p50 | p99 | max | n |
-|---|---|---|---|---|
-| webhook acknowledgement (ms) | ${r.webhook_ack_ms.p50} | ${r.webhook_ack_ms.p99} | ${r.webhook_ack_ms.max} | ${r.webhook_ack_ms.n} |
-| webchat: first event, message stored (ms) | ${r.webchat_first_event_ms.p50} | ${r.webchat_first_event_ms.p99} | ${r.webchat_first_event_ms.max} | ${r.webchat_first_event_ms.n} |
-| webchat: whole turn (ms) | ${r.webchat_turn_ms.p50} | ${r.webchat_turn_ms.p99} | ${r.webchat_turn_ms.max} | ${r.webchat_turn_ms.n} |
+| | p50 | p90 | p99 | max | n |
+|---|---|---|---|---|---|
+| webhook acknowledgement (ms) | ${r.webhook_ack_ms.p50} | ${r.webhook_ack_ms.p90} | ${r.webhook_ack_ms.p99} | ${r.webhook_ack_ms.max} | ${r.webhook_ack_ms.n} |
+| webchat: first event, message stored (ms) | ${r.webchat_first_event_ms.p50} | ${r.webchat_first_event_ms.p90} | ${r.webchat_first_event_ms.p99} | ${r.webchat_first_event_ms.max} | ${r.webchat_first_event_ms.n} |
+| webchat: whole turn (ms) | ${r.webchat_turn_ms.p50} | ${r.webchat_turn_ms.p90} | ${r.webchat_turn_ms.p99} | ${r.webchat_turn_ms.max} | ${r.webchat_turn_ms.n} |
 
-Refused or failed acknowledgements: ${r.webhook_ack_failures}. Every webhook answer was out ${r.drain_after_load_s} s after the load ended
+Deliveries refused or failed: ${r.webhook_refused.total}${r.webhook_refused.total ? ` (${JSON.stringify(r.webhook_refused.by_reason)})` : ""}. Every webhook answer was out ${r.drain_after_load_s} s after the load ended
 (the agent answers about one turn per core every few tens of milliseconds; the backlog waits, durably, in the database).
 
 Memory (resident, MiB) | gateway | agent
@@ -381,7 +399,7 @@ ${JSON.stringify(r.answers.database.by_state)}). Exactly once: ${yes(exactlyOnce
     const text = markdown(report);
     writeFileSync(path.join(reportDir, "soak.md"), text);
     process.stdout.write(`\n${text}\nwritten to ${reportDir}/soak.{json,md}\n`);
-    if (!exactlyOnce || !memoryOk) process.exitCode = 1;
+    if (!exactlyOnce || !memoryOk || refused.total > 0) process.exitCode = 1;
   } finally {
     clearInterval(sampler);
     await stopAll();
