@@ -114,12 +114,10 @@ export async function getHistory({
   conversationId: string;
   limit?: number;
 }): Promise<HistoryEntry[]> {
-  const pending = await db().turn.findMany({
-    where: { conversationId, state: "received" },
-    select: { userMessageId: true },
-  });
+  // Messages whose turn is still waiting stay out, judged in SQL: a list of their ids would pass
+  // the limit of bound parameters behind a backlog of a few thousand (it failed turns under load).
   const rows = await db().message.findMany({
-    where: { conversationId, id: { notIn: pending.map((turn) => turn.userMessageId) } },
+    where: { conversationId, NOT: { askedIn: { is: { state: "received" } } } },
     orderBy: [{ createdAt: "desc" }, { id: "desc" }],
     take: limit,
     select: { id: true, role: true, content: true, answeredIn: { select: { userMessageId: true } } },

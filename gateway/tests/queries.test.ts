@@ -113,6 +113,28 @@ describe("conversations and messages", () => {
     ]);
   });
 
+  it("builds the history of a conversation with thousands of unanswered messages (more than a query may bind)", async () => {
+    const channelId = uniqueId("room");
+    const first = await recordInboundTurn({ channel: "nextcloud", channelId, externalId: uniqueId("x"), text: "first" });
+    await saveTurnAnswer({ turnId: first.turn.id, content: "answer one", model: "qwen3:8b" });
+    // A backlog, as after an outage or under a flood: straight SQL, for speed, in the adapter's row format.
+    const file = databasePath(getEnv().databaseUrl);
+    const sqlite = new Database(file);
+    const at = new Date(Date.now() + 1000).toISOString().replace("Z", "+00:00");
+    const addMessage = sqlite.prepare(`INSERT INTO "Message" (id, conversationId, role, content, createdAt) VALUES (?, ?, 'user', ?, ?)`);
+    const addTurn = sqlite.prepare(
+      `INSERT INTO "Turn" (id, conversationId, channel, externalId, state, attempts, model, userMessageId, createdAt, updatedAt) VALUES (?, ?, 'nextcloud', ?, 'received', 0, 'smart', ?, ?, ?)`,
+    );
+    sqlite.transaction(() => {
+      for (let i = 0; i < 2_000; i++) {
+        addMessage.run(`backlog-m-${channelId}-${i}`, first.turn.conversationId, `queued ${i}`, at);
+        addTurn.run(`backlog-t-${channelId}-${i}`, first.turn.conversationId, `backlog-x-${channelId}-${i}`, `backlog-m-${channelId}-${i}`, at, at);
+      }
+    })();
+    sqlite.close();
+    expect((await getHistory({ conversationId: first.turn.conversationId })).map((m) => m.content)).toEqual(["first", "answer one"]);
+  });
+
   it("lists every channel's conversations, most recent first", async () => {
     const a = await getOrCreateConversation({ channel: "whatsapp", channelId: uniqueId("p") });
     const b = await getOrCreateConversation({ channel: "nextcloud", channelId: uniqueId("room") });
