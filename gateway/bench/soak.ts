@@ -248,16 +248,22 @@ async function main() {
     return phase;
   }
 
-  /** Waits until every accepted webhook message has its answer at the fake channel. */
+  /** Waits until every accepted webhook message has its answer at the fake channel, or no turn is left unfinished. */
   async function drain(phases: Phase[]): Promise<number> {
     const started = performance.now();
     const deadline = started + DRAIN_TIMEOUT_S * 1000;
     const expected = () => phases.reduce((n, p) => n + p.whatsapp.size + p.talk.size, 0);
-    for (;;) {
-      const answered = graph.sent.length + talk.posted.length;
-      if (answered >= expected()) break;
-      if (performance.now() > deadline) break;
-      await sleep(500);
+    const watcher = new Database(gateway.databaseUrl.replace(/^file:/, ""), { readonly: true });
+    const unfinished = watcher.prepare(`SELECT COUNT(*) AS n FROM "Turn" WHERE state IN ('received', 'answered')`);
+    try {
+      for (;;) {
+        const answered = graph.sent.length + talk.posted.length;
+        if (answered >= expected() || (unfinished.get() as { n: number }).n === 0) break;
+        if (performance.now() > deadline) break;
+        await sleep(500);
+      }
+    } finally {
+      watcher.close();
     }
     return Math.round((performance.now() - started) / 100) / 10;
   }
