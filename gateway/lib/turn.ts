@@ -220,9 +220,11 @@ export function createTurnRunner(deps: TurnDeps) {
       const { state, error } = await deliver(turn, result.response);
       return { ...base, state, answer: { response: result.response, model: result.model }, error };
     } catch (caught) {
+      // An unexpected error inside the gateway may clear (a full disk, a locked file): a channel's
+      // turn is tried again like any retryable failure, and fails with the reason after the last attempt.
       const error = isAppError(caught)
         ? caught
-        : new AppError("internal:chat", "The turn failed inside the gateway; see its logs.", { cause: caught });
+        : new AppError("internal:chat", "The turn failed inside the gateway; see its logs.", { cause: caught, detail: { retryable: true } });
       const state = await settleFailure(turn, error, "received").catch(() => "failed" as const);
       logger.warn("turn.failed", {
         ...meta,

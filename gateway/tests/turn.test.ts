@@ -313,6 +313,26 @@ describe("recovery", () => {
     expect((await getTurnById({ id: outcome.turnId }))?.lastError).toMatch(/unavailable:agent.*gave up after 2 attempts/);
   });
 
+  it("retries a turn that failed inside the gateway (not the agent's fault), then answers it once", async () => {
+    let downloads = 0;
+    const whatsapp: Channel = {
+      ...recordingChannel("whatsapp"),
+      async downloadImage() {
+        downloads += 1;
+        // An unexpected error (a full disk, a bug that clears): not an AppError.
+        if (downloads === 1) throw new Error("ENOSPC: no space left on device");
+        return { data: "aGVsbG8=", mimeType: "image/png" };
+      },
+    };
+    const turns = createTurnRunner({ agent: createAgentClient({ baseUrl: agent.url }), channels: { whatsapp }, retry: fast });
+    const outcome = await turns.runTurn(inbound("what is this?", "phone-internal", { kind: "image", media: { id: "media-1", mimeType: "image/png" } }));
+    expect(outcome.state).toBe("received");
+    expect(outcome.error?.code).toBe("internal:chat");
+    await sweepUntil(turns, outcome.turnId, "delivered");
+    expect(downloads).toBe(2);
+    expect(sent.filter((message) => message.conversationId === outcome.conversationId)).toHaveLength(1);
+  });
+
   it("answers a voice note with a fixed text, without the agent", async () => {
     const outcome = await runner().runTurn(inbound("[voice message]", "phone-r8", { kind: "voice", media: { id: "998877", mimeType: "audio/ogg" } }));
     expect(outcome.state).toBe("delivered");
