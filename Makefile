@@ -69,5 +69,5 @@ bench: agent-deps gateway-deps ## Run the benchmarks and write bench/REPORT.md
 	cd agent && $(UV) run --no-sync python -m bench.report
 
 soak: agent-deps gateway-deps ## Sustained load for SOAK_SECONDS (60 s, then drain): nothing lost or doubled, no memory growth; adds to bench/REPORT.md
-	cd gateway && UV=$(UV) BENCH_REPORT_DIR=../bench/results npm run --silent soak
-	cd agent && $(UV) run --no-sync python -m bench.report
+	status=0; (cd gateway && UV=$(UV) BENCH_REPORT_DIR=../bench/results npm run --silent soak) || status=$$?; \
+	  cd agent && $(UV) run --no-sync python -m bench.report && exit $$status
