@@ -24,6 +24,7 @@ import { startFakeAgent } from "../tests/support/fake-agent";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { metaSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { gatewayDir, secret, startGateway, stopAll, stopOnSignals } from "../e2e/stack";
+import { percentile } from "./stats";
 
 const TURNS = Number(process.env.BENCH_TURNS ?? 200);
 const WARMUP = 20;
@@ -36,12 +37,6 @@ const WEBHOOK_CONCURRENCY = Number(process.env.BENCH_WEBHOOK_CONCURRENCY ?? 20);
 const WEBHOOK_MODEL_DELAY_MS = Number(process.env.BENCH_MODEL_DELAY_MS ?? 300);
 
 const targets = { overheadP50Ms: 15, historyMs: 5, webhookAckP99Ms: 50 };
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round((sorted[index] ?? 0) * 100) / 100;
-}
 
 const summary = (values: number[]) => ({
   p50: percentile(values, 50),

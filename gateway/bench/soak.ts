@@ -28,6 +28,7 @@ import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals, type Service } from "../e2e/stack";
+import { percentile } from "./stats";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const WARMUP_SECONDS = Number(process.env.SOAK_WARMUP_SECONDS ?? SECONDS);
@@ -43,12 +44,6 @@ const reportDir = path.resolve(gatewayDir, process.env.BENCH_REPORT_DIR ?? "benc
 const phoneNumberId = "106540352242922";
 const rooms = Array.from({ length: 10 }, (_, i) => `soakroom${i}`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round((sorted[index] ?? 0) * 10) / 10;
-}
 
 const summary = (values: number[]) => ({
   p50: percentile(values, 50),
