@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { buildSystemPrompt, defaultPersona } from "../lib/persona";
-import { parseSse } from "../lib/sse";
+import { bodyChunks, parseSse } from "../lib/sse";
 import { applyMigrations } from "../lib/migrations";
 import { startFakeAgent } from "../tests/support/fake-agent";
 import { startFakeGraph } from "../tests/support/fake-graph";
@@ -45,14 +45,6 @@ const summary = (values: number[]) => ({
   n: values.length,
 });
 
-async function* bodyChunks(response: Response) {
-  const reader = response.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    yield value;
-  }
-}
 
 /** Posts and drains an SSE response; returns ms to the first event and to the last byte. */
 async function timeStream(url: string, body: unknown, headers: Record<string, string>) {
@@ -62,7 +54,7 @@ async function timeStream(url: string, body: unknown, headers: Record<string, st
   let firstEvent = 0;
   let firstAgentEvent = 0;
   let final = false;
-  for await (const event of parseSse(bodyChunks(response))) {
+  for await (const event of parseSse(bodyChunks(response.body!))) {
     const at = performance.now() - started;
     firstEvent ||= at;
     if (event.event !== "start") firstAgentEvent ||= at;

@@ -23,7 +23,7 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { parseSse } from "../lib/sse";
+import { bodyChunks, parseSse } from "../lib/sse";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
@@ -73,14 +73,6 @@ function groupRssMiB(service: Service): number {
   return Math.round(kib / 102.4) / 10;
 }
 
-async function* bodyChunks(response: Response) {
-  const reader = response.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    yield value;
-  }
-}
 
 interface Phase {
   name: string;
@@ -189,7 +181,7 @@ async function main() {
         });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         let answer: string | undefined;
-        for await (const event of parseSse(bodyChunks(response))) {
+        for await (const event of parseSse(bodyChunks(response.body!))) {
           if (event.event === "start") {
             // The message is stored: from here on it must be answered.
             accepted = true;

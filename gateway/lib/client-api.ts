@@ -1,5 +1,5 @@
 // Browser-side calls to the gateway's API. Shapes mirror the route handlers.
-import { parseSse } from "./sse";
+import { bodyChunks, parseSse } from "./sse";
 
 export type ChannelName = "webchat" | "whatsapp" | "nextcloud";
 
@@ -136,15 +136,7 @@ export async function sendChat(
     const error = (await response.json().catch(() => ({}))) as { error?: string };
     throw new ApiError(error.error ?? `Request failed (${response.status})`, response.status);
   }
-  const reader = response.body.getReader();
-  async function* chunks() {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      yield value;
-    }
-  }
-  for await (const { event, data } of parseSse(chunks())) {
+  for await (const { event, data } of parseSse(bodyChunks(response.body))) {
     const payload = JSON.parse(data) as Record<string, unknown>;
     if (event === "start") onEvent({ type: "start", conversationId: String(payload.conversationId) });
     else if (event === "step") onEvent({ type: "step", step: payload as unknown as StepInfo });

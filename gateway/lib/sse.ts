@@ -5,6 +5,16 @@ export interface SseEvent {
   data: string;
 }
 
+/** The chunks of a response body, through a reader (not every browser can iterate a stream). */
+export async function* bodyChunks(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    yield value;
+  }
+}
+
 /** Parses an event stream (any chunking, LF or CRLF) into named events. */
 export async function* parseSse(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
   const decoder = new TextDecoder();

@@ -9,7 +9,7 @@ import * as health from "../app/api/health/route";
 import * as models from "../app/api/models/route";
 import * as settings from "../app/api/settings/route";
 import { getOrCreateConversation } from "../lib/queries";
-import { parseSse, type SseEvent } from "../lib/sse";
+import { bodyChunks, parseSse, type SseEvent } from "../lib/sse";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 
 const TOKEN = "t".repeat(48);
@@ -41,14 +41,7 @@ function post(path: string, body: unknown, headers: Record<string, string> = bea
 const get = (path: string, headers: Record<string, string> = bearer) => new Request(base + path, { headers });
 const params = (id: string) => ({ params: Promise.resolve({ id }) });
 
-async function* bytes(response: Response) {
-  const reader = response.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    yield value;
-  }
-}
+const bytes = (response: Response) => bodyChunks(response.body!);
 
 async function events(response: Response): Promise<SseEvent[]> {
   const out: SseEvent[] = [];
