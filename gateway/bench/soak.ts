@@ -26,7 +26,7 @@ import Database from "better-sqlite3";
 import { bodyChunks, parseSse } from "../lib/sse";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
-import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
+import { metaSignature, talkMessage, talkHeaders, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals, type Service } from "../e2e/stack";
 import { percentile } from "./stats";
 
@@ -141,8 +141,7 @@ async function main() {
     if (index % 5 === 4) {
       const messageId = 100_000 + id;
       raw = talkMessage({ id: String(messageId), message: text, token: rooms[id % rooms.length]! });
-      const random = randomUUID().replace(/-/g, "") + randomUUID().replace(/-/g, "");
-      headers = { "x-nextcloud-talk-random": random, "x-nextcloud-talk-signature": talkSignature(random, raw, botSecret) };
+      headers = talkHeaders(raw, botSecret);
       url = `${gateway.url}/api/webhook/nextcloud`;
       accepted = () => phase.talk.set(String(messageId), text);
     } else {

@@ -14,7 +14,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
-import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
+import { metaSignature, talkMessage, talkHeaders, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { check, passed, sleep, waitFor } from "./checks";
 import { agentAvailable, gatewayDir, killService, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals } from "./stack";
 
@@ -82,15 +82,9 @@ async function main() {
   async function nextcloud(text: string): Promise<string> {
     const id = String(2000 + ++seq);
     const raw = talkMessage({ id, token: room, message: text });
-    const random = secret() + secret();
     const response = await fetch(`${gateway.url}/api/webhook/nextcloud`, {
       method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-nextcloud-talk-random": random,
-        "x-nextcloud-talk-signature": talkSignature(random, raw, botSecret),
-        "x-nextcloud-talk-backend": "https://cloud.example.org/",
-      },
+      headers: { "content-type": "application/json", ...talkHeaders(raw, botSecret) },
       body: raw,
     });
     await response.arrayBuffer();

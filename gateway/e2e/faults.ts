@@ -19,7 +19,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { startFakeGraph, type FakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud, type FakeNextcloud } from "../tests/support/fake-nextcloud";
-import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery, type WhatsAppTestMessage } from "../tests/support/wire";
+import { metaSignature, talkMessage, talkHeaders, textMessage, whatsappDelivery, type WhatsAppTestMessage } from "../tests/support/wire";
 import { check, passed, sleep, waitFor } from "./checks";
 import {
   agentAvailable,
@@ -161,15 +161,9 @@ async function main() {
   async function nextcloud(token: string, text: string): Promise<string> {
     const id = String(10_000 + ++seq);
     const raw = talkMessage({ id, token, message: text });
-    const random = secret() + secret();
     const response = await fetch(`${gateway.url}/api/webhook/nextcloud`, {
       method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-nextcloud-talk-random": random,
-        "x-nextcloud-talk-signature": talkSignature(random, raw, botSecret),
-        "x-nextcloud-talk-backend": "https://cloud.example.org/",
-      },
+      headers: { "content-type": "application/json", ...talkHeaders(raw, botSecret) },
       body: raw,
     });
     const body = await response.text();

@@ -17,7 +17,7 @@ import Database from "better-sqlite3";
 import { chromium, type Browser } from "playwright-core";
 import { startFakeGraph, type FakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud, type FakeNextcloud } from "../tests/support/fake-nextcloud";
-import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
+import { metaSignature, talkMessage, talkHeaders, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { check, passed, sleep, waitFor } from "./checks";
 import { crontabLine, runCrontabLine } from "./crontab";
 import {
@@ -152,12 +152,7 @@ async function run({ ollama, searxng, gradio, gateway, graph, talk }: Stack): Pr
 
   process.stdout.write("Nextcloud Talk\n");
   const talkRaw = talkMessage({ id: "4242", token: room, message: `talk ${marker}` });
-  const random = secret() + secret();
-  await postSigned(`${gateway.url}/api/webhook/nextcloud`, talkRaw, {
-    "x-nextcloud-talk-random": random,
-    "x-nextcloud-talk-signature": talkSignature(random, talkRaw, botSecret),
-    "x-nextcloud-talk-backend": "https://cloud.example.org/",
-  });
+  await postSigned(`${gateway.url}/api/webhook/nextcloud`, talkRaw, talkHeaders(talkRaw, botSecret));
   const talkAnswers = () => talk.posted.filter((m) => m.token === room && m.message === `Echo: talk ${marker}`);
   await waitFor("the Talk answer", () => talkAnswers().length > 0);
   check(talkAnswers()[0]?.replyTo === 4242, "a signed Talk note is answered at the fake OCS API, whose signature check it passed");

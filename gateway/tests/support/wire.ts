@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 
 // Request bodies byte for byte as Meta and Nextcloud send them, and their
 // signatures, computed here with node:crypto from the secret (never with the
@@ -19,6 +19,15 @@ export const metaSignature = (raw: string | Uint8Array, secret: string) =>
 
 export const talkSignature = (random: string, raw: string, secret: string) =>
   createHmac("sha256", secret).update(Buffer.from(random + raw, "utf8")).digest("hex");
+
+/** The headers Nextcloud sends with a bot webhook: a fresh 64-character random and the signature over it and the body. */
+export function talkHeaders(raw: string, secret: string, random = randomBytes(32).toString("hex")): Record<string, string> {
+  return {
+    "x-nextcloud-talk-random": random,
+    "x-nextcloud-talk-signature": talkSignature(random, raw, secret),
+    "x-nextcloud-talk-backend": "https://cloud.example.org/",
+  };
+}
 
 export interface WhatsAppTestMessage {
   from?: string;
