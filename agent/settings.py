@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ GATEWAY_DIR = REPO_ROOT / "gateway"
 # SQLite keeps these next to the database while it writes.
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 MIN_SECRET_LENGTH = 32
+_KEEP_ALIVE = re.compile(r"-?\d+|(?:\d+(?:\.\d+)?(?:h|m|s|ms))+")
 
 CommaList = Annotated[list[str], NoDecode]
 ALL_TOOLS = (
@@ -52,14 +54,19 @@ class Settings(BaseSettings):
     agent_max_concurrency: int = Field(default=2, ge=1, le=64)
     agent_timeout_s: float = Field(default=240, gt=0)
     agent_max_steps: int = Field(default=6, ge=1, le=50)
-    agent_executor_timeout_s: int = Field(default=60, ge=1)
+    agent_executor_timeout_s: int = Field(default=150, ge=1)
+    agent_max_output_tokens: int = Field(default=1024, ge=16)
+    agent_max_observation_chars: int = Field(default=4000, ge=200)
     agent_authorized_imports: CommaList = list(DEFAULT_IMPORTS)
     agent_tools: CommaList = list(ALL_TOOLS)
     agent_max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     log_level: str = "INFO"
 
     ollama_base_url: str = "http://127.0.0.1:11434"
-    ollama_num_ctx: int = Field(default=8192, ge=512)
+    ollama_num_ctx: int = Field(default=8192, ge=2048)
+    ollama_think: bool = False
+    ollama_keep_alive: str = "30m"
+    ollama_warm_up: bool = True
     ollama_refresh_s: float = Field(default=60, gt=0)
     models_fast: CommaList = ["qwen3:4b", "qwen3:1.7b", "llama3.2:3b", "gemma3:4b", "qwen3:8b"]
     models_smart: CommaList = ["qwen3:8b", "qwen3:14b", "llama3.1:8b", "mistral:7b", "gemma3:12b", "qwen3:4b"]
@@ -77,7 +84,8 @@ class Settings(BaseSettings):
     media_dir: Path = REPO_ROOT / "data" / "media"
     os_exec_timeout_s: float = Field(default=30, gt=0)
     os_exec_max_output: int = Field(default=10_000, ge=100)
-    vision_timeout_s: float = Field(default=180, gt=0)
+    vision_timeout_s: float = Field(default=120, gt=0)
+    vision_max_pixels: int = Field(default=1280, ge=256)
 
     gradio_port: int = Field(default=7860, ge=1, le=65535)
     gradio_timeout_s: float = Field(default=300, gt=0)
@@ -110,6 +118,14 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown tools {unknown}; choose from {', '.join(ALL_TOOLS)}")
         return value
+
+    @field_validator("ollama_keep_alive")
+    @classmethod
+    def _keep_alive(cls, value: str) -> str:
+        # Ollama takes a number of seconds or a Go duration ("30m", "1h30m"); a numeric string is rejected there.
+        if not _KEEP_ALIVE.fullmatch(value.strip()):
+            raise ValueError("use a duration such as 30m, 2h or 90s, a number of seconds, or -1 (never unload)")
+        return value.strip()
 
     @field_validator("ollama_base_url", "zai_base_url", "searxng_url")
     @classmethod
@@ -148,6 +164,21 @@ class Settings(BaseSettings):
         return load_redactor(env_files(), os.environ, extra=(self.api_key, self.zai_key))
 
     @property
+    def keep_alive(self) -> str | int:
+        """OLLAMA_KEEP_ALIVE as Ollama's API takes it: seconds as a number, anything else as a duration string."""
+        value = self.ollama_keep_alive
+        return int(value) if value.lstrip("-").isdigit() else value
+
+    @property
+    def keep_alive_s(self) -> float | None:
+        """Seconds a model stays loaded after a request; None when it never unloads (a negative keep-alive)."""
+        value = self.keep_alive
+        if isinstance(value, int):
+            return None if value < 0 else float(value)
+        units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+        return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value))
+
+    @property
     def api_key(self) -> str | None:
         return self.agent_api_key.get_secret_value() if self.agent_api_key else None
 
@@ -162,6 +193,17 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"AGENT_API_KEY is shorter than {MIN_SECRET_LENGTH} characters; "
                 "generate one with `openssl rand -hex 32` and put it in .env.local"
+            )
+        if not self.vision_timeout_s < self.agent_executor_timeout_s < self.agent_timeout_s:
+            raise ConfigError(
+                "Timeouts must nest: VISION_TIMEOUT_S < AGENT_EXECUTOR_TIMEOUT_S < AGENT_TIMEOUT_S "
+                f"(now {self.vision_timeout_s:g} < {self.agent_executor_timeout_s} < {self.agent_timeout_s:g}); "
+                "a slower inner step would be cut off by the outer one and its work lost"
+            )
+        if self.agent_max_output_tokens * 2 > self.ollama_num_ctx:
+            raise ConfigError(
+                f"AGENT_MAX_OUTPUT_TOKENS={self.agent_max_output_tokens} leaves too little of OLLAMA_NUM_CTX="
+                f"{self.ollama_num_ctx} for the prompt; lower it or raise OLLAMA_NUM_CTX"
             )
         if key is None and not is_loopback(self.agent_host):
             raise ConfigError(
