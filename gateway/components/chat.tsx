@@ -6,7 +6,7 @@ import { api, sendChat, type ChatMessage, type ConversationSummary } from "@/lib
 import { Composer } from "./composer";
 import { ConversationList } from "./conversation-list";
 import { HealthBadge } from "./health-badge";
-import { MessageList, type LiveTurn } from "./message-list";
+import { emptyLiveTurn, MessageList, type LiveTurn } from "./message-list";
 import { ModelSelect } from "./model-select";
 import { useFailure } from "./use-failure";
 
@@ -103,7 +103,7 @@ export function Chat() {
       turnError: null,
     };
     setMessages((list) => [...list, pending]);
-    setLive({ text: "", step: null });
+    setLive(emptyLiveTurn);
     const isShown = () => activeRef.current === turnConversation;
     try {
       await sendChat({ message: text, conversationId: startedIn ?? undefined, model }, (event) => {
@@ -115,9 +115,12 @@ export function Chat() {
           void refreshList();
         }
         if (!isShown()) return;
-        if (event.type === "step") setLive((turn) => ({ text: turn?.text ?? "", step: event.step }));
-        else if (event.type === "delta") setLive((turn) => ({ step: turn?.step ?? null, text: (turn?.text ?? "") + event.text }));
+        if (event.type === "step") setLive((turn) => ({ ...(turn ?? emptyLiveTurn), step: event.step }));
+        else if (event.type === "delta") setLive((turn) => ({ ...(turn ?? emptyLiveTurn), text: (turn?.text ?? "") + event.text }));
+        else if (event.type === "thinking")
+          setLive((turn) => ({ ...(turn ?? emptyLiveTurn), thinking: (turn?.thinking ?? "") + event.text }));
         else if (event.type === "final") {
+          // The live view (thinking included) goes away: only the answer is kept, as the server stored it.
           setLive(null);
           setMessages((list) => [
             ...list.map((m) => (m.id === pending.id ? { ...m, turnState: "delivered" as const } : m)),

@@ -1,6 +1,6 @@
 "use client";
 
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import type { ChatMessage, StepInfo } from "@/lib/client-api";
 import { parseCronPrompt } from "@/lib/cron-prompt";
 import { Markdown } from "./markdown";
@@ -8,6 +8,31 @@ import { Markdown } from "./markdown";
 export interface LiveTurn {
   text: string;
   step: StepInfo | null;
+  /** The model's hidden reasoning so far (thinking on); shown while the turn streams, never stored. */
+  thinking: string;
+}
+
+export const emptyLiveTurn: LiveTurn = { text: "", step: null, thinking: "" };
+
+/** Muted and collapsible; open until the model starts writing, then the owner decides. */
+function LiveThinking({ text, isWriting }: { text: string; isWriting: boolean }) {
+  // null: follow the stream; set once the owner opens or closes it by hand.
+  const [chosen, setChosen] = useState<boolean | null>(null);
+  const isOpen = chosen ?? !isWriting;
+  return (
+    <details
+      data-testid="live-thinking"
+      open={isOpen}
+      // Also fired when React itself sets `open`: only a change it did not make is the owner's choice.
+      onToggle={(event) => {
+        if (event.currentTarget.open !== isOpen) setChosen(event.currentTarget.open);
+      }}
+      className="max-w-[95%] rounded-xl border border-dashed border-zinc-200 px-3 py-1.5 text-xs text-zinc-400 dark:border-zinc-800 dark:text-zinc-500"
+    >
+      <summary className="cursor-pointer select-none italic">Thinking…</summary>
+      <p className="mt-1 max-h-40 overflow-y-auto whitespace-pre-wrap break-words italic">{text}</p>
+    </details>
+  );
 }
 
 function describeStep(live: LiveTurn): string {
@@ -70,6 +95,7 @@ export function MessageList({ messages, live }: { messages: ChatMessage[]; live:
         })}
         {live && (
           <div className="flex flex-col items-start gap-1" data-testid="live-turn">
+            {live.thinking && <LiveThinking text={live.thinking} isWriting={live.text.length > 0} />}
             {/* The agent's raw output as it is written (thoughts and code); the answer replaces it. */}
             {live.text && (
               <pre

@@ -4,10 +4,15 @@
 // gateway first when its sources changed.
 //
 // Logs in, sends a message and watches it stream, refreshes and finds the
-// history, changes the persona and checks it reached the model's prompt.
+// history, changes the persona and checks it reached the model's prompt. Then a
+// second gateway against the scripted fake agent (tests/support/fake-agent.ts):
+// the model's thinking shows while the turn streams and is not part of the
+// answer; an answer the agent could not finish carries the note.
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium, type Page } from "playwright-core";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { UNFINISHED_NOTE } from "../lib/unfinished-note";
+import { startFakeAgent } from "../tests/support/fake-agent";
 import { check, passed } from "./checks";
 import { agentAvailable, chromiumArgs, chromiumPath, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals } from "./stack";
 
@@ -29,6 +34,71 @@ async function fakeOllama(url: string, route: string, body?: unknown): Promise<u
 async function send(page: Page, text: string) {
   await page.getByTestId("composer-input").fill(text);
   await page.getByTestId("composer-send").click();
+}
+
+async function logIn(page: Page, url: string, token: string) {
+  await page.goto(url);
+  await page.locator("input[name=token]").fill(token);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByTestId("composer-input").waitFor();
+}
+
+/**
+ * The agent's `thinking` events and `finished: false`, which the fake Ollama cannot
+ * script: a second gateway against the gateway's own fake agent (tests/support),
+ * which holds the stream after the thinking until the block has been seen.
+ */
+async function thinkingAndUnfinished(browser: Browser, logDir: string) {
+  process.stdout.write("thinking and an unfinished answer (scripted agent)\n");
+  const agent = await startFakeAgent();
+  const token = secret();
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  let release = () => {};
+  try {
+    const gateway = await startGateway({ agentUrl: agent.url, webchatToken: token, logDir, name: "gateway-scripted" });
+    const page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    await logIn(page, gateway.url, token);
+
+    const thought = "The owner asks for flights; checking the first airline.";
+    const held = new Promise<void>((resolve) => (release = resolve));
+    agent.reply = () => ({
+      thinking: ["The owner asks for flights; ", "checking the first airline."],
+      holdAfterThinking: held,
+      deltas: ["Two flights found so far."],
+      response: "Two flights found so far.",
+      finished: false,
+    });
+    await send(page, "find me flights");
+    const thinking = page.getByTestId("live-thinking");
+    await thinking.filter({ hasText: thought }).waitFor();
+    check(true, "the model's thinking shows in the live view while the turn streams");
+    check((await thinking.getAttribute("open")) !== null, "the thinking block is open while the model only thinks");
+    await thinking.locator("summary").click();
+    check((await thinking.getAttribute("open")) === null, "the thinking block collapses on a click");
+    check((await page.getByTestId("message-assistant").count()) === 0, "no answer is shown while the agent still thinks");
+    await page.screenshot({ path: path.join(resultsDir, "chat-thinking.png"), fullPage: true });
+    release();
+
+    const answer = page.getByTestId("message-assistant").filter({ hasText: "Two flights found so far." });
+    await answer.waitFor();
+    await page.getByTestId("live-turn").waitFor({ state: "detached" });
+    check((await page.getByTestId("live-thinking").count()) === 0, "the thinking goes away when the answer arrives");
+    const text = (await answer.textContent()) ?? "";
+    check(text.includes(UNFINISHED_NOTE), "an answer the agent could not finish carries the note");
+    check(!text.includes("checking the first airline"), "the thinking is not part of the answer");
+    await page.screenshot({ path: path.join(resultsDir, "chat-unfinished.png"), fullPage: true });
+
+    await page.reload();
+    const again = page.getByTestId("message-assistant").filter({ hasText: "Two flights found so far." });
+    await again.waitFor();
+    const storedText = (await again.textContent()) ?? "";
+    check(storedText.includes(UNFINISHED_NOTE) && !storedText.includes("checking the first airline"), "after a refresh: the note kept, no thinking");
+  } finally {
+    release();
+    await context.close();
+    await agent.close();
+  }
 }
 
 async function main() {
@@ -142,6 +212,8 @@ async function main() {
     await page.waitForFunction(() => document.querySelectorAll("[data-testid=conversation-list] li").length === 1);
     check(true, "a conversation can be deleted from the list");
     await page.screenshot({ path: path.join(resultsDir, "chat-desktop.png"), fullPage: true });
+
+    await thinkingAndUnfinished(browser, logDir);
     process.stdout.write(`e2e: ${passed()} passed, 0 failed\n`);
   } catch (error) {
     await page.screenshot({ path: path.join(resultsDir, "failure.png"), fullPage: true }).catch(() => undefined);

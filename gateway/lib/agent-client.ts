@@ -24,6 +24,11 @@ export interface AgentRequest {
 const resultSchema = z.object({
   response: z.string(),
   model: z.string(),
+  /** false: the agent ran out of steps (its response says so, and what it found); missing (an older agent): true. */
+  finished: z
+    .boolean()
+    .nullish()
+    .transform((value) => value !== false),
   steps: z.number().int().nonnegative().default(0),
   duration_ms: z.number().nonnegative().default(0),
   usage: z
@@ -44,7 +49,11 @@ export type AgentStep = z.infer<typeof stepSchema>;
 export type AgentEvent =
   | { type: "step"; step: AgentStep }
   | { type: "delta"; text: string }
+  /** A piece of the model's hidden reasoning (thinking on): progress only, never part of the answer. */
+  | { type: "thinking"; text: string }
   | { type: "final"; result: AgentResult };
+
+const textSchema = z.object({ text: z.string() });
 
 const errorSchema = z.object({ error: z.string().optional(), code: z.string().optional() }).partial();
 
@@ -65,7 +74,7 @@ export interface AgentClientOptions {
 
 export interface AgentClient {
   run(request: AgentRequest): Promise<AgentResult>;
-  /** Yields steps and deltas as they come, and ends with the final result. */
+  /** Yields steps, deltas and thinking as they come, and ends with the final result. */
   stream(request: AgentRequest): AsyncGenerator<AgentEvent, void, undefined>;
   models(options?: { timeoutMs?: number }): Promise<AgentModels>;
 }
@@ -200,8 +209,11 @@ export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_M
           if (event.event === "step") {
             yield { type: "step", step: parseJson(event.data, stepSchema) };
           } else if (event.event === "delta") {
-            const { text } = parseJson(event.data, z.object({ text: z.string() }));
+            const { text } = parseJson(event.data, textSchema);
             yield { type: "delta", text };
+          } else if (event.event === "thinking") {
+            const { text } = parseJson(event.data, textSchema);
+            yield { type: "thinking", text };
           } else if (event.event === "final") {
             yield { type: "final", result: parseJson(event.data, resultSchema) };
             return;

@@ -36,8 +36,16 @@ function toSse(event: TurnEvent): Uint8Array | undefined {
       return encodeSse("step", event.step);
     case "delta":
       return encodeSse("delta", { text: event.text });
+    case "thinking":
+      // Progress for the live view only; the stored answer never contains it.
+      return encodeSse("thinking", { text: event.text });
     case "final":
-      return encodeSse("final", { conversationId: event.conversationId, response: event.response, model: event.model });
+      return encodeSse("final", {
+        conversationId: event.conversationId,
+        response: event.response,
+        model: event.model,
+        finished: event.finished,
+      });
     case "error":
       return encodeSse("error", { error: event.error.message, code: event.error.code });
   }

@@ -118,7 +118,10 @@ export type ChatStreamEvent =
   | { type: "start"; conversationId: string }
   | { type: "step"; step: StepInfo }
   | { type: "delta"; text: string }
-  | { type: "final"; conversationId: string; response: string; model: string }
+  /** The model's hidden reasoning: shown while the turn streams, never part of the answer. */
+  | { type: "thinking"; text: string }
+  /** `response` already carries the note when the agent stopped before finishing. */
+  | { type: "final"; conversationId: string; response: string; model: string; finished: boolean }
   | { type: "error"; error: string };
 
 /** Posts a message and reports the turn's events as they arrive. */
@@ -141,12 +144,14 @@ export async function sendChat(
     if (event === "start") onEvent({ type: "start", conversationId: String(payload.conversationId) });
     else if (event === "step") onEvent({ type: "step", step: payload as unknown as StepInfo });
     else if (event === "delta") onEvent({ type: "delta", text: String(payload.text ?? "") });
+    else if (event === "thinking") onEvent({ type: "thinking", text: String(payload.text ?? "") });
     else if (event === "final")
       onEvent({
         type: "final",
         conversationId: String(payload.conversationId),
         response: String(payload.response),
         model: String(payload.model),
+        finished: payload.finished !== false,
       });
     else if (event === "error") onEvent({ type: "error", error: String(payload.error ?? "The turn failed.") });
   }

@@ -25,6 +25,7 @@ import {
 } from "./queries";
 import { createKeyedQueue } from "./serial";
 import { createTurnGate, defaultTurnGate, type TurnGateOptions } from "./turn-gate";
+import { answerText } from "./unfinished-note";
 
 // One pipeline for every channel: store the inbound message, then, one turn at
 // a time per conversation and in arrival order, load the history and persona,
@@ -41,7 +42,9 @@ export type TurnEvent =
   | { type: "accepted"; conversationId: string; turnId: string }
   | { type: "step"; step: AgentStep }
   | { type: "delta"; text: string }
-  | { type: "final"; conversationId: string; response: string; model: string }
+  /** The model's hidden reasoning, for the webchat's live view only: never stored, sent to a channel or logged. */
+  | { type: "thinking"; text: string }
+  | { type: "final"; conversationId: string; response: string; model: string; finished: boolean }
   | { type: "error"; error: AppError };
 
 export interface TurnOutcome {
@@ -177,7 +180,7 @@ export function createTurnRunner(deps: TurnDeps) {
     const settings = await getSettings();
     if (turn.kind === "voice") {
       const lang = personaFrom(settings).persona_lang.split("-")[0] ?? "en";
-      return { response: voiceAnswerByLang[lang] ?? voiceAnswerByLang.en!, model: "none", steps: 0, historyLength: 0 };
+      return { response: voiceAnswerByLang[lang] ?? voiceAnswerByLang.en!, model: "none", steps: 0, finished: true, historyLength: 0 };
     }
     const channel = deps.channels[turn.channel as ChannelName];
     const image = turn.mediaId && channel?.downloadImage ? await channel.downloadImage(turn.mediaId) : undefined;
@@ -208,17 +211,20 @@ export function createTurnRunner(deps: TurnDeps) {
     }
     try {
       const result = await answer(turn, emit, stream);
-      await saveTurnAnswer({ turnId: turn.id, content: result.response, model: result.model });
+      // The one place the answer's text is settled: stored, streamed and sent as it is here.
+      const response = answerText(result.response, result.finished);
+      await saveTurnAnswer({ turnId: turn.id, content: response, model: result.model });
       logger.info("turn.answered", {
         ...meta,
         model: result.model,
         steps: result.steps,
+        finished: result.finished,
         historyLength: result.historyLength,
         durationMs: Math.round(performance.now() - started),
       });
-      emit({ type: "final", conversationId: turn.conversationId, response: result.response, model: result.model });
-      const { state, error } = await deliver(turn, result.response);
-      return { ...base, state, answer: { response: result.response, model: result.model }, error };
+      emit({ type: "final", conversationId: turn.conversationId, response, model: result.model, finished: result.finished });
+      const { state, error } = await deliver(turn, response);
+      return { ...base, state, answer: { response, model: result.model }, error };
     } catch (caught) {
       // An unexpected error inside the gateway may clear (a full disk, a locked file): a channel's
       // turn is tried again like any retryable failure, and fails with the reason after the last attempt.

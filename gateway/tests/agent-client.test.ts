@@ -1,8 +1,10 @@
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAgentClient, type AgentEvent } from "../lib/agent-client";
 import { AppError } from "../lib/errors";
 import { parseSse } from "../lib/sse";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
+import { closeServer, listenOnLoopback } from "./support/http-fake";
 
 const key = "k".repeat(40);
 let agent: FakeAgent;
@@ -42,6 +44,52 @@ describe("agent client", () => {
     expect(events.map((e) => e.type)).toEqual(["step", "delta", "delta", "final"]);
     expect(events[0]).toMatchObject({ type: "step", step: { step: 1, tool_calls: [{ name: "web_search" }] } });
     expect(events.at(-1)).toMatchObject({ type: "final", result: { response: "ab" } });
+    agent.reply = () => ({});
+  });
+
+  it("reads `finished` from /run: false when the agent ran out of steps, true when missing (an older agent)", async () => {
+    const client = createAgentClient({ baseUrl: agent.url, apiKey: key });
+    agent.reply = () => ({ finished: false, response: "Arrêté : voici ce que j'ai trouvé." });
+    expect(await client.run(request)).toMatchObject({ finished: false, response: "Arrêté : voici ce que j'ai trouvé." });
+    agent.reply = () => ({ finished: true });
+    expect((await client.run(request)).finished).toBe(true);
+    agent.reply = () => ({ legacy: true });
+    const legacy = await client.run(request);
+    expect(legacy.finished).toBe(true);
+    agent.reply = () => ({});
+  });
+
+  it("reads `finished` from the stream's final event, true when missing", async () => {
+    const client = createAgentClient({ baseUrl: agent.url, apiKey: key });
+    agent.reply = () => ({ finished: false });
+    expect((await collect(client.stream(request))).at(-1)).toMatchObject({ type: "final", result: { finished: false } });
+    agent.reply = () => ({ legacy: true });
+    expect((await collect(client.stream(request))).at(-1)).toMatchObject({ type: "final", result: { finished: true } });
+    agent.reply = () => ({});
+  });
+
+  it("refuses a `finished` that is not a boolean", async () => {
+    // A misbehaving agent, raw: the fake only ever sends booleans.
+    const bad = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ response: "x", model: "m", finished: "no" }));
+    });
+    const url = await listenOnLoopback(bad);
+    try {
+      await expect(createAgentClient({ baseUrl: url }).run(request)).rejects.toMatchObject({ code: "upstream:agent" });
+    } finally {
+      await closeServer(bad);
+    }
+  });
+
+  it("streams thinking as its own events, apart from the deltas and the answer", async () => {
+    agent.reply = () => ({ thinking: ["The owner wants ", "a greeting."], deltas: ["Hel", "lo"], response: "Hello" });
+    const events = await collect(createAgentClient({ baseUrl: agent.url, apiKey: key }).stream(request));
+    expect(events.map((e) => e.type)).toEqual(["step", "thinking", "thinking", "delta", "delta", "final"]);
+    expect(events.filter((e) => e.type === "thinking")).toEqual([
+      { type: "thinking", text: "The owner wants " },
+      { type: "thinking", text: "a greeting." },
+    ]);
+    expect(events.at(-1)).toMatchObject({ type: "final", result: { response: "Hello", finished: true } });
     agent.reply = () => ({});
   });
 

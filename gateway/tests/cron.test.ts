@@ -7,6 +7,7 @@ import { backgroundIdle } from "../lib/background";
 import { parseCronPrompt } from "../lib/cron-prompt";
 import { db } from "../lib/db";
 import { listMessagesByConversation } from "../lib/queries";
+import { UNFINISHED_NOTE } from "../lib/unfinished-note";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
 
@@ -116,6 +117,16 @@ describe("/api/cron", () => {
     expect(await (await callCron()).json()).toMatchObject({ ran: [{ name: "catch up", status: "ok" }] });
     expect(await (await callCron()).json()).toMatchObject({ ran: [], skipped: 1 });
     expect(agent.runs()).toHaveLength(1);
+  });
+
+  it("sends and stores the unfinished note when the agent ran out of steps on a scheduled run", async () => {
+    const web = await dueJob({ name: "long web", prompt: "Résume mes mails" });
+    await dueJob({ name: "long phone", prompt: "Résume mes mails", channel: "whatsapp", channelId: owner });
+    agent.reply = () => ({ finished: false, response: "Arrêté après 2 mails sur 5." });
+    expect(await (await callCron()).json()).toMatchObject({ ran: [{ status: "ok" }, { status: "ok" }] });
+    const expected = `Arrêté après 2 mails sur 5.\n\n${UNFINISHED_NOTE}`;
+    expect(graph.sent).toEqual([{ to: owner, body: expected }]);
+    expect((await listMessagesByConversation({ conversationId: web.channelId })).at(-1)).toMatchObject({ role: "assistant", content: expected });
   });
 
   it("keeps going when one job fails, records why, skips disabled jobs, and says nothing of the content", async () => {

@@ -5,6 +5,7 @@ import { createWhatsAppChannel, createWhatsAppClient } from "../lib/channels/wha
 import { db } from "../lib/db";
 import { getTurnById, listMessagesByConversation, recordInboundTurn, saveSettings, saveTurnAnswer } from "../lib/queries";
 import { createTurnRunner, type RetryPolicy, type TurnEvent } from "../lib/turn";
+import { UNFINISHED_NOTE } from "../lib/unfinished-note";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
 
@@ -161,6 +162,45 @@ describe("runTurn", () => {
     expect(agent.requests.at(-1)?.path).toBe("/run/stream");
   });
 
+  it("relays thinking as progress only: never in the final answer, the stored message or the next turn's history", async () => {
+    const secret = "PRIVATE-REASONING-7c1e";
+    agent.reply = () => ({ thinking: [`I should ${secret} `, "greet back."], deltas: ["Salut"], response: "Salut" });
+    const events: TurnEvent[] = [];
+    const outcome = await runner().runTurn(inbound("salut", "thread-think", { channel: "webchat" }), {
+      onEvent: (event) => events.push(event),
+    });
+    expect(events.map((e) => e.type)).toEqual(["accepted", "step", "thinking", "thinking", "delta", "final"]);
+    expect(events.filter((e) => e.type === "thinking").map((e) => (e.type === "thinking" ? e.text : ""))).toEqual([`I should ${secret} `, "greet back."]);
+    expect(events.at(-1)).toMatchObject({ type: "final", response: "Salut", finished: true });
+    const messages = await listMessagesByConversation({ conversationId: outcome.conversationId });
+    expect(messages.map((m) => [m.role, m.content])).toEqual([
+      ["user", "salut"],
+      ["assistant", "Salut"],
+    ]);
+    expect(sent.map((m) => m.text)).toEqual(["Salut"]);
+
+    agent.reply = () => ({});
+    await runner().runTurn(inbound("encore", "thread-think", { channel: "webchat" }), { onEvent: () => {} });
+    expect(JSON.stringify(agent.runs().at(-1)?.history)).not.toContain(secret);
+  });
+
+  it("adds the unfinished note to a streamed webchat answer, in the final event and the stored message", async () => {
+    agent.reply = () => ({ finished: false, deltas: ["Voici ce que j'ai trouvé : 3 sources."], response: "Voici ce que j'ai trouvé : 3 sources.\n" });
+    const events: TurnEvent[] = [];
+    const outcome = await runner().runTurn(inbound("cherche", "thread-unfinished", { channel: "webchat" }), {
+      onEvent: (event) => events.push(event),
+    });
+    const expected = `Voici ce que j'ai trouvé : 3 sources.\n\n${UNFINISHED_NOTE}`;
+    expect(outcome).toMatchObject({ state: "delivered", answer: { response: expected } });
+    expect(events.at(-1)).toMatchObject({ type: "final", response: expected, finished: false });
+    const messages = await listMessagesByConversation({ conversationId: outcome.conversationId });
+    expect(messages.at(-1)).toMatchObject({ role: "assistant", content: expected });
+    // A finished answer has no note.
+    agent.reply = () => ({ finished: true });
+    const done = await runner().runTurn(inbound("merci", "thread-unfinished", { channel: "webchat" }), { onEvent: () => {} });
+    expect(done.answer?.response).toBe("Echo: merci");
+  });
+
   it("turns an error event in the stream into a failed turn", async () => {
     agent.reply = () => ({ streamError: { error: "the model went away", code: "model_unreachable" } });
     const events: TurnEvent[] = [];
@@ -283,6 +323,27 @@ describe("recovery", () => {
     expect(sends.map((r) => r.status)).toEqual([429, 200]);
     expect(sends[1]!.at - sends[0]!.at).toBeGreaterThanOrEqual(1_000);
     expect(graph.sent.map((m) => m.body)).toEqual(["Echo: throttled"]);
+  });
+
+  it("sends and stores the unfinished note with a WhatsApp answer the agent could not finish", async () => {
+    agent.reply = () => ({ finished: false, response: "I stopped here: **two** of the three flights checked." });
+    const outcome = await whatsappRunner().runTurn(inbound("check the flights", "16505550005"));
+    expect(outcome.state).toBe("delivered");
+    expect(agent.requests.at(-1)?.path).toBe("/run");
+    expect(graph.sent).toEqual([
+      { to: "16505550005", body: `I stopped here: *two* of the three flights checked.\n\n${UNFINISHED_NOTE}` },
+    ]);
+    const messages = await listMessagesByConversation({ conversationId: outcome.conversationId });
+    expect(messages.at(-1)).toMatchObject({
+      role: "assistant",
+      content: `I stopped here: **two** of the three flights checked.\n\n${UNFINISHED_NOTE}`,
+    });
+  });
+
+  it("delivers no note when an older agent leaves `finished` out", async () => {
+    agent.reply = () => ({ legacy: true, response: "All done." });
+    await whatsappRunner().runTurn(inbound("old agent", "16505550006"));
+    expect(graph.sent.map((m) => m.body)).toEqual(["All done."]);
   });
 
   it("records the 24-hour rule and does not retry it", async () => {

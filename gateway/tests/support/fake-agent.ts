@@ -2,7 +2,8 @@ import http from "node:http";
 import { closeServer, listenOnLoopback, readText } from "./http-fake";
 
 // A local stand-in for the Python agent that speaks its HTTP contract:
-// POST /run, POST /run/stream (named SSE events as FastAPI writes them),
+// POST /run, POST /run/stream (named SSE events as FastAPI writes them: step,
+// thinking, delta, then final or error; the final object carries `finished`),
 // GET /models, GET /health. It records every request it receives.
 
 export interface RunBody {
@@ -27,6 +28,14 @@ export interface FakeReply {
   model?: string;
   deltas?: string[];
   steps?: number;
+  /** false: the agent ran out of steps. Default true. */
+  finished?: boolean;
+  /** Answer as an agent older than `finished` does: the field is left out. */
+  legacy?: boolean;
+  /** Streamed as `thinking` events after the step, before the deltas (thinking on). */
+  thinking?: string[];
+  /** The stream waits here after the thinking events, until the test lets it go on. */
+  holdAfterThinking?: Promise<unknown>;
 }
 
 export interface RecordedRequest {
@@ -62,6 +71,7 @@ function result(body: RunBody, reply: FakeReply) {
     response: reply.response ?? `Echo: ${body.message}`,
     model: reply.model ?? modelByCategory[body.model] ?? body.model,
     steps: reply.steps ?? 1,
+    ...(reply.legacy ? {} : { finished: reply.finished ?? true }),
     duration_ms: reply.delayMs ?? 0,
     usage: { input_tokens: 10, output_tokens: 5 },
   };
@@ -136,6 +146,8 @@ export async function startFakeAgent(options: { apiKey?: string } = {}): Promise
           res.end();
           return;
         }
+        for (const text of reply.thinking ?? []) send("thinking", { text });
+        if (reply.holdAfterThinking) await reply.holdAfterThinking;
         const final = result(body, reply);
         for (const text of reply.deltas ?? [final.response]) send("delta", { text });
         send("final", final);
