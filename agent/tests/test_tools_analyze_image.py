@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from tests.fakes import ollama as fake_ollama
 from tools.analyze_image import AnalyzeImageTool
 
 VISION_MODEL = "qwen3-vl:2b"
@@ -24,6 +26,7 @@ class FakeOllama:
         self.requests: list[dict[str, Any]] = []
         self.answer = "A red square."
         self.delay_s = 0.0
+        self.failure: tuple[int, dict[str, Any]] | None = None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -31,7 +34,9 @@ class FakeOllama:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
                 time.sleep(fake.delay_s)
-                if self.path != "/api/generate":
+                if fake.failure is not None:
+                    self._send(*fake.failure)
+                elif self.path != "/api/generate":
                     self._send(404, {"error": "404 page not found"})
                 elif body.get("model") != VISION_MODEL:
                     self._send(404, {"error": f"model '{body.get('model')}' not found"})
@@ -70,6 +75,32 @@ def ollama() -> Iterator[FakeOllama]:
     yield fake
     fake.server.shutdown()
     fake.server.server_close()
+
+
+@pytest.fixture
+def shared_ollama() -> Iterator[fake_ollama.FakeOllama]:
+    """The project's fake Ollama (tests/fakes/ollama.py), which records every request it receives."""
+    server = fake_ollama.FakeOllama()
+    server.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def generate_bodies(server: fake_ollama.FakeOllama) -> list[dict[str, Any]]:
+    return [r["body"] for r in server.state.requests if r.get("path") == "/api/generate"]
+
+
+def sent_image(server: fake_ollama.FakeOllama) -> bytes:
+    [body] = generate_bodies(server)
+    [encoded] = body["images"]
+    return base64.b64decode(encoded)
+
+
+def save_image(path: Path, size: tuple[int, int], mode: str = "RGB", fmt: str | None = None) -> Path:
+    # Half-transparent in RGBA: an encoder may drop an alpha channel that is opaque everywhere.
+    Image.new(mode, size, (255, 0, 0, 128) if mode == "RGBA" else (255, 0, 0)).save(path, format=fmt)
+    return path
 
 
 @pytest.fixture
@@ -156,3 +187,77 @@ def test_analyze_image_refuses_images_over_size_limit(ollama: FakeOllama, image:
     result = make_tool(ollama.url, [allowed], max_image_bytes=10)(image_path=str(image))
     assert result.startswith("ERROR:") and "limit" in result
     assert ollama.requests == []
+
+
+def test_analyze_image_turns_thinking_off_and_sends_keep_alive(
+    shared_ollama: fake_ollama.FakeOllama, image: Path, allowed: Path
+) -> None:
+    make_tool(shared_ollama.url, [allowed], keep_alive="10m")(image_path=str(image))
+    make_tool(shared_ollama.url, [allowed], keep_alive=-1)(image_path=str(image))
+    first, second = generate_bodies(shared_ollama)
+    assert first["think"] is False and first["keep_alive"] == "10m"
+    assert second["think"] is False and second["keep_alive"] == -1
+
+
+def test_analyze_image_downscales_large_png_keeping_aspect_and_format(
+    shared_ollama: fake_ollama.FakeOllama, allowed: Path
+) -> None:
+    path = save_image(allowed / "wide.png", (2400, 1200))
+    result = make_tool(shared_ollama.url, [allowed], max_pixels=1280)(image_path=str(path))
+    assert not result.startswith("ERROR"), result
+    with Image.open(io.BytesIO(sent_image(shared_ollama))) as sent:
+        assert sent.format == "PNG"
+        assert sent.size == (1280, 640)
+
+
+def test_analyze_image_downscales_large_photo_as_jpeg(shared_ollama: fake_ollama.FakeOllama, allowed: Path) -> None:
+    path = save_image(allowed / "tall.jpg", (1500, 3000))
+    make_tool(shared_ollama.url, [allowed], max_pixels=1000)(image_path=str(path))
+    with Image.open(io.BytesIO(sent_image(shared_ollama))) as sent:
+        assert sent.format == "JPEG"
+        assert sent.size == (500, 1000)
+
+
+def test_analyze_image_keeps_transparency_as_png(shared_ollama: fake_ollama.FakeOllama, allowed: Path) -> None:
+    path = save_image(allowed / "logo.webp", (2000, 1000), mode="RGBA", fmt="WEBP")
+    make_tool(shared_ollama.url, [allowed], max_pixels=1280)(image_path=str(path))
+    with Image.open(io.BytesIO(sent_image(shared_ollama))) as sent:
+        assert sent.format == "PNG" and sent.mode == "RGBA"
+        assert sent.size == (1280, 640)
+
+
+def test_analyze_image_sends_a_small_image_unchanged(shared_ollama: fake_ollama.FakeOllama, allowed: Path) -> None:
+    path = save_image(allowed / "small.jpg", (300, 200))
+    make_tool(shared_ollama.url, [allowed], max_pixels=1280)(image_path=str(path))
+    assert sent_image(shared_ollama) == path.read_bytes()
+
+
+@pytest.mark.parametrize("content", [b"just some notes, not pixels", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40])
+def test_analyze_image_refuses_a_file_that_is_not_a_readable_image(
+    shared_ollama: fake_ollama.FakeOllama, allowed: Path, content: bytes
+) -> None:
+    (allowed / "notes.png").write_bytes(content)
+    result = make_tool(shared_ollama.url, [allowed])(image_path="notes.png")
+    assert result.startswith("ERROR:") and "not a readable image" in result
+    assert generate_bodies(shared_ollama) == []
+
+
+def test_analyze_image_passes_on_the_reason_of_an_ollama_500(
+    shared_ollama: fake_ollama.FakeOllama, image: Path, allowed: Path
+) -> None:
+    shared_ollama.state.fail_status = 500
+    result = make_tool(shared_ollama.url, [allowed])(image_path=str(image))
+    prefix = f"ERROR: Ollama could not run the vision model '{VISION_MODEL}': "
+    assert result.startswith(prefix), result
+    reason = result[len(prefix) :].split(". Do not retry")[0]
+    assert reason and reason != "HTTP 500"  # the fake's own words, not just the status
+    assert "smaller vision model or more free memory" in result
+    assert "ollama serve" not in result
+
+
+def test_analyze_image_quotes_an_out_of_memory_reason(ollama: FakeOllama, image: Path, allowed: Path) -> None:
+    reason = "model requires more system memory (5.6 GiB) than is available (3.1 GiB)"
+    ollama.failure = (500, {"error": reason})
+    result = make_tool(ollama.url, [allowed])(image_path=str(image))
+    assert result.startswith("ERROR:") and reason in result and "Tell the owner" in result
+    assert "not reachable" not in result and "ollama serve" not in result

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,6 +20,12 @@ from tools.web_search import WebSearchTool
 
 if TYPE_CHECKING:
     from settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Tools that need the owner's desktop session (X11, or Wayland with XWayland).
+GUI_TOOLS = ("clipboard", "screenshot", "mouse_keyboard")
+NO_DISPLAY = "no display"
 
 TOOL_SUMMARIES: dict[str, str] = {
     "web_search": "Searches the web through your SearXNG instance (sends the query there; reads nothing local).",
@@ -47,13 +56,39 @@ _BUILDERS: dict[str, Callable[[Settings, Callable[[], str]], Tool]] = {
         readable_dirs=[*s.allowed_dirs, s.screenshot_dir, s.media_dir],
         timeout_s=s.vision_timeout_s,
         max_image_bytes=s.agent_max_image_bytes,
+        keep_alive=s.keep_alive,
+        max_pixels=s.vision_max_pixels,
     ),
 }
 
 
+def _has_display() -> bool:
+    # Windows and macOS always have their desktop; elsewhere the GUI libraries need an X11 or Wayland session.
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def tool_availability(settings: Settings) -> dict[str, str]:
+    """Each configured tool that cannot work here, with a short reason (for /health, /models and the log)."""
+    if _has_display():
+        return {}
+    return {name: NO_DISPLAY for name in settings.agent_tools if name in GUI_TOOLS}
+
+
 def build_tools(settings: Settings, resolve_vision_model: Callable[[], str]) -> list[Tool]:
-    """The tools named in settings.agent_tools, in that order."""
-    return [_BUILDERS[name](settings, resolve_vision_model) for name in settings.agent_tools]
+    """The tools named in settings.agent_tools, in that order, without those that cannot work here.
+
+    A tool left out is not in the system prompt at all, so the model neither pays for its description nor
+    wastes a step on a call that can only fail.
+    """
+    unavailable = tool_availability(settings)
+    if unavailable:
+        logger.info(
+            "tools_unavailable",
+            extra={"tools": list(unavailable), "reason": "; ".join(sorted(set(unavailable.values())))},
+        )
+    return [_BUILDERS[name](settings, resolve_vision_model) for name in settings.agent_tools if name not in unavailable]
 
 
 __all__ = [
@@ -64,6 +99,8 @@ __all__ = [
     "OsExecTool",
     "ScreenshotTool",
     "WebSearchTool",
+    "GUI_TOOLS",
     "TOOL_SUMMARIES",
     "build_tools",
+    "tool_availability",
 ]

@@ -21,37 +21,22 @@ MAX_LISTED = 200
 
 class FileSystemTool(Tool):
     name = "file_system"
-    description = """Work with files and folders inside the owner's allowed folders (nothing outside them is reachable).
-Relative paths start in the first allowed folder; "." is that folder itself.
+    description = """Files and folders, only inside the allowed folders. Relative paths start in the first one.
 Operations:
-- read: return a text file's content (long files are cut, and the answer says so).
-- write: create or overwrite a text file with `content` (missing parent folders are created).
-- create: like write, but fails if the file already exists.
-- delete: delete a file or an EMPTY folder.
-- list: list a folder (folders end with "/", files show their size).
-- move: move or rename `path` to `destination` (into it, if destination is an existing folder).
-- search: find files matching a glob `pattern` under the folder `path` ("**/" searches sub-folders).
-Examples:
-  file_system(operation="list", path=".")
-  file_system(operation="read", path="notes/todo.txt")
-  file_system(operation="write", path="notes/todo.txt", content="buy milk\\n")
-  file_system(operation="move", path="notes/todo.txt", destination="archive/todo-2026.txt")
-  file_system(operation="search", path=".", pattern="**/*.pdf")
-Answers starting with "ERROR:" explain what went wrong and what to try instead."""
+- read: a text file's content
+- write: save `content` to the file (overwrites)
+- create: like write, but fails if the file exists
+- delete: a file or an empty folder
+- list: a folder's entries
+- move: move or rename `path` to `destination`
+- search: files matching glob `pattern` under folder `path`
+Example: file_system(operation="search", path=".", pattern="**/*.pdf")"""
     inputs = {
         "operation": {"type": "string", "description": f"One of: {', '.join(OPERATIONS)}."},
-        "path": {
-            "type": "string",
-            "description": "File or folder to act on (for search and list: the folder). Default: the first allowed folder.",
-            "nullable": True,
-        },
-        "content": {"type": "string", "description": "Text to save, for write and create.", "nullable": True},
-        "destination": {"type": "string", "description": "Where to move `path` to, for move.", "nullable": True},
-        "pattern": {
-            "type": "string",
-            "description": "Glob pattern for search, e.g. '*.txt' or '**/*.pdf'.",
-            "nullable": True,
-        },
+        "path": {"type": "string", "description": 'File or folder. Default: ".".', "nullable": True},
+        "content": {"type": "string", "description": "Text, for write and create.", "nullable": True},
+        "destination": {"type": "string", "description": "New path, for move.", "nullable": True},
+        "pattern": {"type": "string", "description": 'Glob, for search, e.g. "*.txt".', "nullable": True},
     }
     output_type = "string"
 

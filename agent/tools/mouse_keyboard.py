@@ -31,43 +31,26 @@ KEY_ALIASES = {
 
 class MouseKeyboardTool(Tool):
     name = "mouse_keyboard"
-    description = """Control the mouse and keyboard of the owner's screen.
-Coordinates are screen pixels from the top-left corner (0,0). You cannot see the screen: take a
-screenshot and ask analyze_image where things are before clicking, and check again afterwards.
+    description = """Use the owner's mouse and keyboard. x,y are screen pixels from the top-left.
+You cannot see the screen: take a screenshot and ask analyze_image where things are first.
 Actions:
-- click / double_click / right_click: at x,y (or where the mouse is, if x,y are omitted).
-- move: move the mouse to x,y.
-- type: type `text` into the focused window (letters, digits, punctuation, newlines; for accents or
-  emoji, put the text on the clipboard and use hotkey "ctrl+v").
-- hotkey: press a key combination given in `keys`, keys joined by "+".
-- drag: hold the left button from x,y to x2,y2.
-- scroll: scroll `amount` clicks (positive = up, negative = down), at x,y if given.
-Examples:
-  mouse_keyboard(action="hotkey", keys="super")       # open the start menu (or keys="ctrl+esc")
-  mouse_keyboard(action="hotkey", keys="alt+f4")      # close the focused window
-  mouse_keyboard(action="click", x=640, y=400)
-  mouse_keyboard(action="type", text="hello world\\n")
-  mouse_keyboard(action="hotkey", keys="ctrl+c")      # copy
-  mouse_keyboard(action="drag", x=100, y=200, x2=400, y2=200)
-  mouse_keyboard(action="scroll", amount=-5)
-Moving the mouse into a screen corner is the owner's emergency stop: avoid the exact corners."""
+- click, double_click, right_click: at x,y (default: where the mouse is)
+- move: to x,y
+- drag: from x,y to x2,y2
+- scroll: `amount` clicks (positive up, negative down), at x,y if given
+- type: type `text` (plain ASCII; for accents, clipboard then hotkey "ctrl+v")
+- hotkey: press `keys`, e.g. "ctrl+c", "alt+f4", "super"
+Example: mouse_keyboard(action="click", x=640, y=400)
+A mouse in a screen corner is the owner's emergency stop: avoid the corners."""
     inputs = {
         "action": {"type": "string", "description": f"One of: {', '.join(ACTIONS)}."},
-        "x": {"type": "integer", "description": "Horizontal pixel position.", "nullable": True},
-        "y": {"type": "integer", "description": "Vertical pixel position.", "nullable": True},
-        "x2": {"type": "integer", "description": "Drag end, horizontal.", "nullable": True},
-        "y2": {"type": "integer", "description": "Drag end, vertical.", "nullable": True},
-        "text": {"type": "string", "description": "Text to type, for type.", "nullable": True},
-        "keys": {
-            "type": "string",
-            "description": 'Key combination for hotkey, e.g. "ctrl+c", "alt+tab", "super".',
-            "nullable": True,
-        },
-        "amount": {
-            "type": "integer",
-            "description": "Scroll clicks, for scroll (positive up, negative down).",
-            "nullable": True,
-        },
+        "x": {"type": "integer", "description": "Pixels from the left.", "nullable": True},
+        "y": {"type": "integer", "description": "Pixels from the top.", "nullable": True},
+        "x2": {"type": "integer", "description": "Drag end x.", "nullable": True},
+        "y2": {"type": "integer", "description": "Drag end y.", "nullable": True},
+        "text": {"type": "string", "description": "Text, for type.", "nullable": True},
+        "keys": {"type": "string", "description": 'Keys joined by "+", for hotkey.', "nullable": True},
+        "amount": {"type": "integer", "description": "Scroll clicks, for scroll.", "nullable": True},
     }
     output_type = "string"
 

@@ -36,23 +36,15 @@ _NEW_GROUP_FLAGS: int = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) if IS
 
 class OsExecTool(Tool):
     name = "os_exec"
-    description = f"""Run one command in the machine's shell ({SHELL_NAME}) and get its stdout, stderr and return code.
-The command runs as the owner's user, with their permissions: only run what the owner asked for, and never
-delete or overwrite things without being asked. It starts in the first allowed folder unless `cwd` names
-another folder inside the allowed folders. There is a time limit; a command that runs longer is killed
-together with everything it started. Long output is cut, so prefer commands that print little
-(e.g. `| head -50`, `| tail -20`, `grep -c`). Do not start interactive programs (editors, pagers, prompts).
-Examples:
-  os_exec(command="ls -la")
-  os_exec(command="df -h / && free -h")
-  os_exec(command="python3 report.py --month 2026-11", cwd="projects/reports")
-  os_exec(command="xdg-open https://example.org")
-A return code other than 0 means the command failed: read stderr to see why."""
+    description = f"""Run one {SHELL_NAME} command as the owner; returns the return code, stdout and stderr.
+Only run what the owner asked for. It is time-limited and long output is cut: print little (| head, | tail).
+No interactive programs. Return code not 0: the command failed, read stderr.
+Example: os_exec(command="df -h", cwd="projects")"""
     inputs = {
-        "command": {"type": "string", "description": f"The {SHELL_NAME} command line to run."},
+        "command": {"type": "string", "description": f"The {SHELL_NAME} command line."},
         "cwd": {
             "type": "string",
-            "description": "Working folder, inside the allowed folders (relative paths start in the first one). Default: the first allowed folder.",
+            "description": "Folder to run in, inside the allowed folders. Default: the first one.",
             "nullable": True,
         },
     }

@@ -16,17 +16,13 @@ logger = logging.getLogger(__name__)
 
 class ScreenshotTool(Tool):
     name = "screenshot"
-    description = """Take a screenshot of the whole screen, or of a region, and save it as a PNG file.
-Returns the file's path and the image size. You cannot see the image yourself: pass the path to
-analyze_image to ask what is on it. Screen coordinates start at the top-left corner (0,0).
-Examples:
-  screenshot()
-  screenshot(region="0,0,800,600")      # x,y,width,height
-Answers starting with "ERROR:" explain what failed."""
+    description = """Save a screenshot of the screen (or a region) as PNG; returns its path.
+You cannot see it: ask analyze_image about that path.
+Example: screenshot(region="0,0,800,600")"""
     inputs = {
         "region": {
             "type": "string",
-            "description": 'Optional "x,y,width,height" in screen pixels; omit for the whole screen.',
+            "description": '"x,y,width,height" in pixels from the top-left. Omit for the whole screen.',
             "nullable": True,
         }
     }

@@ -18,15 +18,10 @@ MAX_SNIPPET = 400
 
 class WebSearchTool(Tool):
     name = "web_search"
-    description = """Search the web (through the owner's SearXNG) and get the top results: title, URL and a snippet each.
-Use it for current events, facts you are unsure of, prices, documentation, opening hours, etc.
-Write short keyword queries, not whole sentences; search again with other words if the results miss.
-Snippets are short: to read a page, fetch its URL with `requests.get(url).text` in code.
-Examples:
-  web_search(query="python 3.13 release date")
-  web_search(query="weather Lisbon tomorrow")
-Answers starting with "ERROR:" mean the search service failed; they say what to do."""
-    inputs = {"query": {"type": "string", "description": "The search keywords."}}
+    description = """Search the web; returns the top results (title, URL, snippet).
+Use it for current or uncertain facts. Give short keywords. To read a page: requests.get(url).text.
+Example: web_search(query="weather Lisbon tomorrow")"""
+    inputs = {"query": {"type": "string", "description": "Search keywords."}}
     output_type = "string"
 
     def __init__(self, searxng_url: str, timeout_s: float = 15, max_results: int = 5) -> None:
