@@ -31,6 +31,15 @@ def model_missing(model: str, detail: str = "") -> ServiceError:
     )
 
 
+def ollama_failed(model: str, reason: str) -> ServiceError:
+    """Ollama answered, with an error of its own: its reason, and what usually helps."""
+    if "memory" in reason.lower():
+        advice = "Pick a smaller model (MODELS_SMART) or a smaller OLLAMA_NUM_CTX, or free memory, then try again."
+    else:
+        advice = "See Ollama's log (`journalctl -u ollama` or the `ollama serve` window), then try again."
+    return ServiceError("model_failed", f"Ollama could not run '{model}': {reason}. {advice}", 502)
+
+
 def run_timeout(seconds: float) -> ServiceError:
     return ServiceError(
         "timeout",

@@ -17,10 +17,12 @@ from errors import ServiceError  # noqa: E402
 from history import Turn  # noqa: E402
 from logs import configure_logging  # noqa: E402
 from main import build_runner, settings_or_exit  # noqa: E402
-from runner import AgentRunner, DeltaEvent, ErrorEvent, FinalEvent, RunRequest, StepEvent  # noqa: E402
+from runner import AgentRunner, DeltaEvent, ErrorEvent, FinalEvent, RunRequest, StepEvent, ThinkingEvent  # noqa: E402
 from settings import Settings  # noqa: E402
 
 logger = logging.getLogger("agent.console")
+# The same words as the gateway's note (gateway/lib/unfinished-note.ts) under an answer whose steps ran out.
+UNFINISHED_NOTE = "⏹ Stopped before finishing (step limit reached)."
 # System fonts only: the default theme would make the browser fetch Google Fonts.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
@@ -70,9 +72,20 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
         timer = threading.Timer(settings.gradio_timeout_s, expire)
         timer.start()
         draft = gr.ChatMessage(role="assistant", content="", metadata={"title": "✍️ Model output", "status": "pending"})
+        thinking = gr.ChatMessage(role="assistant", content="", metadata={"title": "💭 Thinking", "status": "pending"})
         try:
             for event in runner.events(prepared, cancel):
-                if isinstance(event, DeltaEvent):
+                if isinstance(event, ThinkingEvent):
+                    # Progress only: its own panel, never the answer.
+                    if thinking not in shown:
+                        shown.append(thinking)
+                    thinking.content = f"{thinking.content}{event.text}"
+                elif isinstance(event, DeltaEvent):
+                    if thinking in shown:
+                        thinking.metadata = {"title": "💭 Thinking", "status": "done"}
+                        thinking = gr.ChatMessage(
+                            role="assistant", content="", metadata={"title": "💭 Thinking", "status": "pending"}
+                        )
                     if draft not in shown:
                         shown.append(draft)
                     draft.content = f"{draft.content}{event.text}"
@@ -94,10 +107,16 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
                         )
                     )
                 elif isinstance(event, FinalEvent):
-                    shown.append(gr.ChatMessage(role="assistant", content=event.response))
+                    note = "" if event.finished else f"\n\n{UNFINISHED_NOTE}"
+                    shown.append(gr.ChatMessage(role="assistant", content=event.response + note))
                     logger.info(
                         "console_run_done",
-                        extra={"model": event.model, "steps": event.steps, "duration_ms": event.duration_ms},
+                        extra={
+                            "model": event.model,
+                            "steps": event.steps,
+                            "duration_ms": event.duration_ms,
+                            "finished": event.finished,
+                        },
                     )
                 elif isinstance(event, ErrorEvent):
                     shown.append(gr.ChatMessage(role="assistant", content=f"⚠️ {event.error}"))

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-# Local models' tokenizers differ; 3.5 characters a token errs on the side of sending less.
-CHARS_PER_TOKEN = 3.5
-# Room kept for the model's answer (a thought, a code block and the final answer).
-ANSWER_RESERVE_TOKENS = 1024
+from context import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 
 
 @dataclass(frozen=True)
@@ -20,16 +17,12 @@ class Turn:
     content: str
 
 
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
-
-
 def fit_history(history: Sequence[Turn], budget_tokens: int) -> list[Turn]:
     """The most recent turns whose estimated size fits the budget, oldest first."""
     kept: list[Turn] = []
     used = 0
     for turn in reversed(history):
-        cost = estimate_tokens(turn.content) + 4
+        cost = estimate_tokens(turn.content) + MESSAGE_OVERHEAD_TOKENS
         if used + cost > budget_tokens:
             break
         kept.append(turn)
@@ -38,13 +31,22 @@ def fit_history(history: Sequence[Turn], budget_tokens: int) -> list[Turn]:
     return kept
 
 
-def history_budget(num_ctx: int, fixed_prompt_tokens: int, message: str) -> int:
-    """Tokens left for history once the system prompt, the message and the answer are counted."""
-    return max(0, num_ctx - ANSWER_RESERVE_TOKENS - fixed_prompt_tokens - estimate_tokens(message))
+def history_variants(history: Sequence[Turn], budget_tokens: int) -> list[list[Turn]]:
+    """The history that fits the budget, then the same with one more of its oldest turns left out, down to none.
+
+    The first goes into the task; the others are what a later step falls back to when its prompt would overflow.
+    """
+    kept = fit_history(history, budget_tokens)
+    return [kept[dropped:] for dropped in range(len(kept) + 1)]
 
 
-def build_task(message: str, history: Sequence[Turn], image_paths: Sequence[Path] = ()) -> str:
-    """The task text: earlier turns as context, then the current message, which always comes last."""
+def build_task(
+    message: str, history: Sequence[Turn], image_paths: Sequence[Path] = (), now: datetime | None = None
+) -> str:
+    """The task text: earlier turns as context, the date, then the current message, which always comes last.
+
+    The date lives here rather than in the system prompt, whose every byte must stay the same between turns.
+    """
     sections: list[str] = []
     if history:
         lines = [f"[{turn.role}] {turn.content}" for turn in history]
@@ -57,5 +59,7 @@ def build_task(message: str, history: Sequence[Turn], image_paths: Sequence[Path
         sections.append(
             f"The owner attached images, saved at these paths (use analyze_image to look at them):\n{listed}"
         )
+    if now is not None:
+        sections.append(f"Now: {now:%A %d %B %Y, %H:%M} ({now.tzname()}).")
     sections.append(f"Current message from the owner:\n{message}")
     return "\n\n".join(sections)

@@ -1,4 +1,5 @@
-"""The model the CodeAgent talks to: LiteLLM, always streamed, with deltas relayed and GLM's output cleaned."""
+"""The model the CodeAgent talks to: LiteLLM, always streamed, bounded (output cap, context budget, time), with
+deltas and thinking relayed, and the model's text cut to one clean code block."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from typing import Any
 
 from smolagents import ChatMessage, LiteLLMModel, MessageRole, TokenUsage
 
+from context import ContextBudget, content_texts
 from model_router import ResolvedModel
 from settings import Settings
 
 _CODE_TAG = re.compile(r"</?code>")
+# A complete first code block: smolagents' tags, or a Markdown fence, which small models often use instead.
+_FIRST_BLOCK = re.compile(r"<code>(.*?)</code>|```(?:python|py)[ \t]*\n(.*?)\n[ \t]*```", re.DOTALL)
+# Z.ai's context window is far larger than anything a turn sends; its budget only guards against a runaway.
+CLOUD_CONTEXT_TOKENS = 128_000
 _TRAILING_JUNK = re.compile(r"(?:\s*(?:</s>|</code(?!>)))+\s*$")
 
 
@@ -54,11 +60,31 @@ def _clean_once(text: str) -> str:
     return cleaned.replace("</s>", "")
 
 
+def first_code_block(text: str) -> str:
+    """The text up to the end of its first complete code block, written as <code>…</code>.
+
+    smolagents joins every block of a reply and runs them at once, so a `final_answer` guessed in a second block
+    would run before the first block's observation came back. A reply whose block is still open (the `</code>` stop
+    sequence ended it) or that has no block is left as it is.
+    """
+    match = _FIRST_BLOCK.search(text)
+    if match is None:
+        return text
+    code = match.group(1) if match.group(1) is not None else match.group(2)
+    return f"{text[: match.start()]}<code>\n{code.strip(chr(10))}\n</code>"
+
+
+def has_complete_block(text: str) -> bool:
+    return _FIRST_BLOCK.search(text) is not None
+
+
 class AgentModel(LiteLLMModel):
     """LiteLLMModel whose `generate` streams, so every channel can show text as it comes.
 
-    smolagents' own `stream_outputs=True` renders a Rich live panel to stdout on every delta; streaming here
-    instead keeps the agent quiet and lets the run stop between two deltas.
+    Every call carries the project's bounds: `think` (off unless the owner or the `reason` category asks), Ollama's
+    `keep_alive`, an output cap, a request timeout inside the turn's, no hidden retries, and a prompt shortened to
+    fit the context window. Reading stops at the end of the first complete code block, which closes the stream and
+    so stops the model writing.
     """
 
     def __init__(
@@ -67,15 +93,38 @@ class AgentModel(LiteLLMModel):
         settings: Settings,
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        on_thinking: Callable[[str], None] | None = None,
+        task_variants: tuple[str, ...] = (),
     ) -> None:
-        kwargs: dict[str, Any]
+        kwargs: dict[str, Any] = {
+            "max_tokens": settings.agent_max_output_tokens,
+            # A call may take most of the turn, never more: the owner then sees the real cause, not a generic time-out.
+            "timeout": settings.agent_timeout_s,
+            "num_retries": 0,
+        }
         if resolved.provider == "ollama":
-            kwargs = {"api_base": settings.ollama_base_url, "api_key": "ollama", "num_ctx": settings.ollama_num_ctx}
+            kwargs |= {
+                "api_base": settings.ollama_base_url,
+                "api_key": "ollama",
+                "num_ctx": settings.ollama_num_ctx,
+                "keep_alive": settings.keep_alive,
+                "think": resolved.think,
+            }
+            context = settings.ollama_num_ctx
         else:
-            kwargs = {"api_base": settings.zai_base_url, "api_key": settings.zai_key}
-        super().__init__(model_id=resolved.litellm_id, **kwargs)
+            kwargs |= {
+                "api_base": settings.zai_base_url,
+                "api_key": settings.zai_key,
+                "max_retries": 0,
+                "extra_body": {"thinking": {"type": "enabled" if resolved.think else "disabled"}},
+            }
+            context = CLOUD_CONTEXT_TOKENS
+        # smolagents' own retry waits 60 s, then 120 s, on a rate limit: longer than a turn may last.
+        super().__init__(model_id=resolved.litellm_id, retry=False, **kwargs)
         self.resolved = resolved
+        self.budget = ContextBudget(context - settings.agent_max_output_tokens, task_variants)
         self._on_delta = on_delta
+        self._on_thinking = on_thinking
         self._cancel = cancel or threading.Event()
 
     def generate(
@@ -86,26 +135,60 @@ class AgentModel(LiteLLMModel):
         tools_to_call_from: list[Any] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
-        parts: list[str] = []
-        input_tokens = output_tokens = 0
-        for delta in self.generate_stream(
-            messages,
+        completion_kwargs = self._prepare_completion_kwargs(
+            messages=self.budget.fit(content_texts(messages)),
             stop_sequences=stop_sequences,
             response_format=response_format,
             tools_to_call_from=tools_to_call_from,
+            model=self.model_id,
+            api_base=self.api_base,
+            api_key=self.api_key,
+            custom_role_conversions=self.custom_role_conversions,
+            convert_images_to_image_urls=True,
             **kwargs,
-        ):
-            if self._cancel.is_set():
-                raise RunCancelled("run stopped")
-            if delta.token_usage:
-                input_tokens += delta.token_usage.input_tokens
-                output_tokens += delta.token_usage.output_tokens
-            if delta.content:
-                parts.append(delta.content)
-                if self._on_delta:
-                    self._on_delta(delta.content)
+        )
+        parts: list[str] = []
+        input_tokens = output_tokens = 0
+        stream = self.client.completion(**completion_kwargs, stream=True, stream_options={"include_usage": True})
+        try:
+            for event in stream:
+                if self._cancel.is_set():
+                    raise RunCancelled("run stopped")
+                usage = getattr(event, "usage", None)
+                if usage:
+                    input_tokens += usage.prompt_tokens or 0
+                    output_tokens += usage.completion_tokens or 0
+                if not event.choices:
+                    continue
+                delta = event.choices[0].delta
+                thinking = getattr(delta, "reasoning_content", None)
+                if thinking and self._on_thinking:
+                    self._on_thinking(thinking)
+                if delta.content:
+                    parts.append(delta.content)
+                    if self._on_delta:
+                        self._on_delta(delta.content)
+                    if "```" in delta.content and has_complete_block("".join(parts)):
+                        break
+        finally:
+            _close(stream)
         return ChatMessage(
             role=MessageRole.ASSISTANT,
-            content=clean_model_text("".join(parts)),
+            content=first_code_block(clean_model_text("".join(parts))),
             token_usage=TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens),
         )
+
+
+def _close(stream: Any) -> None:
+    """Close the HTTP response under LiteLLM's stream, so a model we stopped reading stops writing.
+
+    Ollama cancels a generation when its client goes away; otherwise it would write on to the output cap while the
+    next step waits for its one slot.
+    """
+    for target in (getattr(stream, "completion_stream", None), stream):
+        closer = getattr(target, "close", None)
+        if callable(closer):
+            try:
+                closer()
+            except Exception:  # best effort: the response is released with the objects anyway
+                continue

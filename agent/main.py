@@ -32,17 +32,23 @@ from redact import load_redactor
 from runner import AgentEvent, AgentRunner, ErrorEvent, FinalEvent, RunRequest, event_payload
 from schemas import MAX_IMAGES, RUN_ERRORS, ErrorBody, RunBody
 from settings import ConfigError, Settings, env_files, get_settings
-from tools import build_tools
+from tools import build_tools, tool_availability
+from warmup import Warmer
 
 logger = logging.getLogger("agent.http")
 _KEY_IN_QUERY = re.compile(rb"(?:^|&)(?:key|api_key|apikey|token|access_token)=", re.IGNORECASE)
 
 
 def build_runner(settings: Settings) -> AgentRunner:
+    """The runner with its tools; with OLLAMA_WARM_UP, the default model is preloaded in the background."""
     registry = ModelRegistry(settings)
     registry.refresh()
     runner = AgentRunner(settings, registry, build_tools(settings, registry.vision_model))
     runner.warm_up()
+    if settings.ollama_warm_up:
+        warmer = Warmer(settings, registry, runner.system_prompt)
+        runner.on_model_used = warmer.used
+        warmer.start()
     return runner
 
 
@@ -210,14 +216,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         elif isinstance(event, ErrorEvent):
             logger.warning("run_failed", extra={"model": model, "status": event.code})
 
+    def tool_state(runner: AgentRunner) -> dict[str, object]:
+        return {"tools": [tool.name for tool in runner.tools], "tools_unavailable": tool_availability(settings)}
+
     @app.get("/health")
     async def health(runner: RunnerDep) -> dict[str, Any]:
         state = await asyncio.to_thread(runner.registry.refresh)
-        return {"status": "ok", "ollama": "ok" if state.reachable else "down", "models": len(state.installed)}
+        return {
+            "status": "ok",
+            "ollama": "ok" if state.reachable else "down",
+            "models": len(state.installed),
+            **tool_state(runner),
+        }
 
     @app.get("/models", responses={401: {"model": ErrorBody}})
     async def models(runner: RunnerDep) -> dict[str, object]:
-        return await asyncio.to_thread(runner.registry.describe)
+        return {**await asyncio.to_thread(runner.registry.describe), **tool_state(runner)}
 
     @app.post("/run", responses=RUN_ERRORS)
     async def run(body: RunBody, runner: RunnerDep) -> JSONResponse:

@@ -29,6 +29,8 @@ _NOT_CHAT_HINTS = ("embed", "vl", "llava", "vision", "bge", "minilm")
 class ResolvedModel:
     model_id: str
     provider: Provider
+    # Whether this run lets the model think before it answers (hidden tokens the owner waits for).
+    think: bool = False
 
     @property
     def litellm_id(self) -> str:
@@ -55,6 +57,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         # Never checked: the first look happens on first use, however young the machine's monotonic clock is.
         self._state = OllamaState(reachable=False, installed=(), checked_at=float("-inf"))
+        self._thinking: dict[str, bool] = {}
 
     @property
     def state(self) -> OllamaState:
@@ -117,15 +120,37 @@ class ModelRegistry:
         return self._settings.zai_model_code if category == "code" else self._settings.zai_model_reason
 
     def resolve(self, requested: str) -> ResolvedModel:
-        """Map a category or model id to what will run, or raise a ServiceError that tells the owner what to do."""
+        """Map a category or model id to what will run, or raise a ServiceError that tells the owner what to do.
+
+        Thinking is off unless the owner turned it on (OLLAMA_THINK) or asked for the `reason` category, and then
+        only for a model that can think: Ollama refuses `think: true` to the others.
+        """
+        wants_thinking = requested == "reason"
         if requested in CLOUD_CATEGORIES:
             if self._settings.zai_key:
-                return ResolvedModel(self._zai_model(requested), "zai")
+                return ResolvedModel(self._zai_model(requested), "zai", think=wants_thinking)
             requested = "smart"
-        zai_ids = {self._settings.zai_model_code, self._settings.zai_model_reason}
-        if requested in zai_ids and self._settings.zai_key:
-            return ResolvedModel(requested, "zai")
+        if requested in (self._settings.zai_model_code, self._settings.zai_model_reason) and self._settings.zai_key:
+            return ResolvedModel(requested, "zai", think=requested == self._settings.zai_model_reason)
+        local = self._resolve_local(requested)
+        if (wants_thinking or self._settings.ollama_think) and self.can_think(local.model_id):
+            return ResolvedModel(local.model_id, "ollama", think=True)
+        return local
 
+    def can_think(self, model_id: str) -> bool:
+        """Ollama's own answer (`/api/show` capabilities), asked once per model."""
+        if model_id not in self._thinking:
+            try:
+                response = self._client.post(f"{self._settings.ollama_base_url}/api/show", json={"model": model_id})
+                response.raise_for_status()
+                capabilities = response.json().get("capabilities") or []
+            except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                logger.warning("ollama_show_failed", extra={"model": model_id, "error_type": type(exc).__name__})
+                return False
+            self._thinking[model_id] = "thinking" in capabilities
+        return self._thinking[model_id]
+
+    def _resolve_local(self, requested: str) -> ResolvedModel:
         state = self.current()
         picked = self._pick(requested, state) if state.reachable else None
         if picked is None and time.monotonic() - state.checked_at > RECHECK_MISSING_AFTER_S:

@@ -9,7 +9,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from redact import Redactor, load_redactor
@@ -20,6 +20,8 @@ GATEWAY_DIR = REPO_ROOT / "gateway"
 # SQLite keeps these next to the database while it writes.
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 MIN_SECRET_LENGTH = 32
+DEFAULT_EXECUTOR_TIMEOUT_S = 150.0
+DEFAULT_VISION_TIMEOUT_S = 120.0
 _KEEP_ALIVE = re.compile(r"-?\d+|(?:\d+(?:\.\d+)?(?:h|m|s|ms))+")
 
 CommaList = Annotated[list[str], NoDecode]
@@ -54,7 +56,8 @@ class Settings(BaseSettings):
     agent_max_concurrency: int = Field(default=2, ge=1, le=64)
     agent_timeout_s: float = Field(default=240, gt=0)
     agent_max_steps: int = Field(default=6, ge=1, le=50)
-    agent_executor_timeout_s: int = Field(default=150, ge=1)
+    # 0: derived from AGENT_TIMEOUT_S (below) so that the timeouts always nest.
+    agent_executor_timeout_s: float = Field(default=0, ge=0)
     agent_max_output_tokens: int = Field(default=1024, ge=16)
     agent_max_observation_chars: int = Field(default=4000, ge=200)
     agent_authorized_imports: CommaList = list(DEFAULT_IMPORTS)
@@ -84,7 +87,7 @@ class Settings(BaseSettings):
     media_dir: Path = REPO_ROOT / "data" / "media"
     os_exec_timeout_s: float = Field(default=30, gt=0)
     os_exec_max_output: int = Field(default=10_000, ge=100)
-    vision_timeout_s: float = Field(default=120, gt=0)
+    vision_timeout_s: float = Field(default=0, ge=0)
     vision_max_pixels: int = Field(default=1280, ge=256)
 
     gradio_port: int = Field(default=7860, ge=1, le=65535)
@@ -118,6 +121,15 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown tools {unknown}; choose from {', '.join(ALL_TOOLS)}")
         return value
+
+    @model_validator(mode="after")
+    def _nested_timeouts(self) -> Settings:
+        """Unset inner timeouts fit inside the outer ones: a code step within the turn, a vision call within a step."""
+        if not self.agent_executor_timeout_s:
+            self.agent_executor_timeout_s = min(DEFAULT_EXECUTOR_TIMEOUT_S, round(self.agent_timeout_s * 0.75, 1))
+        if not self.vision_timeout_s:
+            self.vision_timeout_s = min(DEFAULT_VISION_TIMEOUT_S, round(self.agent_executor_timeout_s * 0.8, 1))
+        return self
 
     @field_validator("ollama_keep_alive")
     @classmethod
@@ -197,7 +209,7 @@ class Settings(BaseSettings):
         if not self.vision_timeout_s < self.agent_executor_timeout_s < self.agent_timeout_s:
             raise ConfigError(
                 "Timeouts must nest: VISION_TIMEOUT_S < AGENT_EXECUTOR_TIMEOUT_S < AGENT_TIMEOUT_S "
-                f"(now {self.vision_timeout_s:g} < {self.agent_executor_timeout_s} < {self.agent_timeout_s:g}); "
+                f"(now {self.vision_timeout_s:g} < {self.agent_executor_timeout_s:g} < {self.agent_timeout_s:g}); "
                 "a slower inner step would be cut off by the outer one and its work lost"
             )
         if self.agent_max_output_tokens * 2 > self.ollama_num_ctx:

@@ -71,6 +71,8 @@ def service_env(tmp: Path, **overrides: str) -> dict[str, str]:
         SCREENSHOT_DIR=str(tmp / "screenshots"),
         MEDIA_DIR=str(tmp / "media"),
         LOG_LEVEL="INFO",
+        # Tests that count model calls would count the warm-up too; tests/test_model_cost.py turns it on.
+        OLLAMA_WARM_UP="false",
     )
     env.update(overrides)
     return env

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from history import Turn, build_task, estimate_tokens, fit_history, history_budget
+from context import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
+from history import Turn, build_task, fit_history, history_variants
 
 
 def test_keeps_the_most_recent_turns_that_fit_oldest_first() -> None:
     turns = [Turn("user", f"message number {i} " + "x" * 70) for i in range(10)]
-    kept = fit_history(turns, budget_tokens=3 * (estimate_tokens(turns[0].content) + 4))
+    kept = fit_history(turns, budget_tokens=3 * (estimate_tokens(turns[0].content) + MESSAGE_OVERHEAD_TOKENS))
     assert [t.content for t in kept] == [t.content for t in turns[-3:]]
 
 
@@ -20,9 +22,16 @@ def test_no_budget_means_no_history() -> None:
     assert fit_history([Turn("user", "hello")], 0) == []
 
 
-def test_budget_leaves_room_for_the_answer_and_the_prompt() -> None:
-    assert history_budget(8192, 4000, "hi") == 8192 - 1024 - 4000 - estimate_tokens("hi")
-    assert history_budget(4096, 5000, "hi") == 0
+def test_history_variants_leave_out_one_more_oldest_turn_each_down_to_none() -> None:
+    turns = [Turn("user", f"turn {i}") for i in range(4)]
+    variants = history_variants(turns, budget_tokens=10_000)
+    assert variants == [turns, turns[1:], turns[2:], turns[3:], []]
+
+
+def test_the_date_comes_just_before_the_current_message() -> None:
+    now = datetime(2026, 12, 3, 9, 15, tzinfo=UTC)
+    task = build_task("Quel jour sommes-nous ?", [Turn("user", "Bonjour")], (), now)
+    assert task.index("[user] Bonjour") < task.index("Thursday 03 December 2026, 09:15") < task.index("Quel jour")
 
 
 def test_current_message_comes_last_after_the_history() -> None:
@@ -44,4 +53,4 @@ turn = st.builds(Turn, st.sampled_from(["user", "assistant"]), st.text(max_size=
 def test_fitted_history_is_a_recent_suffix_within_budget(history: list[Turn], budget: int) -> None:
     kept = fit_history(history, budget)
     assert kept == history[len(history) - len(kept) :]
-    assert sum(estimate_tokens(t.content) + 4 for t in kept) <= budget
+    assert sum(estimate_tokens(t.content) + MESSAGE_OVERHEAD_TOKENS for t in kept) <= budget

@@ -367,7 +367,7 @@ def test_oversized_image_is_413_and_nothing_is_saved(tmp_path: Path, fake_ollama
 
 @pytest.mark.parametrize(
     ("status", "code", "http_status"),
-    [(500, "model_unreachable", 503), (404, "model_missing", 503), (429, "model_busy", 503)],
+    [(500, "model_failed", 502), (404, "model_missing", 503), (429, "model_busy", 503)],
 )
 def test_model_failing_in_the_middle_of_a_run_is_named(
     service: Service, fake_ollama: FakeOllama, status: int, code: str, http_status: int

@@ -1,0 +1,115 @@
+"""What fits in the model's context window: a conservative token estimate, capped observations, and a step's
+prompt shortened to fit, so that Ollama never has to truncate it (it would drop the task first)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from smolagents import ChatMessage, MessageRole
+
+# Chat-template tokens around each message (`<|im_start|>role\n … <|im_end|>\n`), rounded up.
+MESSAGE_OVERHEAD_TOKENS = 8
+# What an observation is cut to when an older step must make room.
+SHORTENED_OBSERVATION_CHARS = 300
+TASK_PREFIX = "New task:\n"
+_MIXED_CASE = re.compile(r"[A-Za-z]*[a-z][A-Z][A-Za-z]*")
+_LONE_SPACE = re.compile(r"\s+(?![A-Za-z])")
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens a model will read for `text`, erring high: we do not have the tokenizer of every model.
+
+    Measured against Qwen's BPE (tests/test_context.py): words run 3-4.5 characters a token, but every digit is a
+    token of its own, punctuation and non-ASCII characters are often one each, a space before a number or a symbol
+    is one more, and a run of mixed-case letters (identifiers, base64) splits into short pieces.
+    """
+    single = sum(1 for char in text if not char.isascii() or not (char.isalpha() or char.isspace()))
+    mixed = sum(len(match.group()) for match in _MIXED_CASE.finditer(text))
+    lone_spaces = len(_LONE_SPACE.findall(text))
+    return single + lone_spaces + math.ceil(mixed / 1.5) + math.ceil((len(text) - single - mixed) / 3)
+
+
+def cap_text(text: str, limit: int) -> str:
+    """The start of `text` up to `limit` characters, ending with how much was left out and how to read more."""
+    if len(text) <= limit:
+        return text
+    left_out = len(text) - limit
+    return (
+        text[:limit]
+        + f"\n[… {left_out} more characters left out of {len(text)}. To read more, print a slice of the value "
+        f"(e.g. print(text[{limit}:{limit * 2}])) or search it with re, instead of printing it whole.]"
+    )
+
+
+def message_text(message: ChatMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def _with_text(message: ChatMessage, text: str) -> ChatMessage:
+    return replace(message, content=[{"type": "text", "text": text}])
+
+
+def estimate_messages(messages: Sequence[ChatMessage]) -> int:
+    return sum(estimate_tokens(message_text(m)) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+
+
+class ContextOverflowError(Exception):
+    """Even with every observation and all history left out, the prompt does not fit the context window."""
+
+
+@dataclass(frozen=True)
+class ContextBudget:
+    """Fits each step's messages into `prompt_tokens`: the context window minus the output cap.
+
+    Order of sacrifice, as the owner would choose: first the oldest observations (kept short, with a note), then
+    the oldest turns of the conversation's history (through `task_variants`, the task rendered with less and less
+    history), never the system prompt, the current message or the latest step.
+    """
+
+    prompt_tokens: int
+    task_variants: tuple[str, ...] = ()
+
+    def fit(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        fitted = list(messages)
+        if estimate_messages(fitted) <= self.prompt_tokens:
+            return fitted
+        # Observations and errors come back as tool-response (or user) messages after the task; the last one is
+        # what the model needs now.
+        task_index = next((i for i, m in enumerate(fitted) if message_text(m).startswith(TASK_PREFIX)), None)
+        start = (task_index + 1) if task_index is not None else 1
+        older = [
+            i for i in range(start, len(fitted) - 1) if fitted[i].role in (MessageRole.TOOL_RESPONSE, MessageRole.USER)
+        ]
+        for index in older:
+            text = message_text(fitted[index])
+            if len(text) > SHORTENED_OBSERVATION_CHARS:
+                fitted[index] = _with_text(
+                    fitted[index],
+                    text[:SHORTENED_OBSERVATION_CHARS]
+                    + f"\n[… {len(text) - SHORTENED_OBSERVATION_CHARS} characters of this old observation left out"
+                    " to fit the context window]",
+                )
+                if estimate_messages(fitted) <= self.prompt_tokens:
+                    return fitted
+        if task_index is not None:
+            for variant in self.task_variants:
+                fitted[task_index] = _with_text(fitted[task_index], TASK_PREFIX + variant)
+                if estimate_messages(fitted) <= self.prompt_tokens:
+                    return fitted
+        raise ContextOverflowError(
+            f"the prompt needs about {estimate_messages(fitted)} tokens, more than the {self.prompt_tokens} available"
+        )
+
+
+def content_texts(messages: Sequence[ChatMessage | dict[str, Any]]) -> list[ChatMessage]:
+    """smolagents hands ChatMessage objects, tests sometimes plain dicts: one type from here on."""
+    return [m if isinstance(m, ChatMessage) else ChatMessage.from_dict(m) for m in messages]

@@ -1,0 +1,246 @@
+"""AgentRunner in-process against the fake Ollama over real HTTP: what each model call carries, the one-block cut,
+the context budget over a whole run, the honest end when steps run out, and the prompt's fixed prefix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from context import estimate_tokens
+from history import Turn
+from model_router import ModelRegistry
+from runner import NO_CODE_ERROR, AgentRunner, ErrorEvent, FinalEvent, RunRequest, StepEvent
+from settings import Settings
+from tests.fakes.ollama import FakeOllama
+from tests.fakes.tokens import count_tokens
+from tools import build_tools
+
+Runner = Callable[..., AgentRunner]
+
+
+@pytest.fixture
+def ollama() -> Iterator[FakeOllama]:
+    server = FakeOllama().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_runner(ollama: FakeOllama, tmp_path: Path) -> Runner:
+    (tmp_path / "files").mkdir()
+
+    def make(**overrides: Any) -> AgentRunner:
+        values: dict[str, Any] = {
+            "ollama_base_url": ollama.url,
+            "agent_tools": ["file_system"],
+            "files_allowed_dirs": [str(tmp_path / "files")],
+            "ollama_warm_up": False,
+            **overrides,
+        }
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        registry = ModelRegistry(settings)
+        return AgentRunner(settings, registry, build_tools(settings, registry.vision_model))
+
+    return make
+
+
+def script(ollama: FakeOllama, *answers: str) -> None:
+    httpx.post(f"{ollama.url}/_fake/script", json={"answers": list(answers)}).raise_for_status()
+
+
+def chats(ollama: FakeOllama) -> list[dict[str, Any]]:
+    return [r["body"] for r in httpx.get(f"{ollama.url}/_fake/requests").json() if r["path"] == "/api/chat"]
+
+
+def run(runner: AgentRunner, message: str, history: tuple[Turn, ...] = (), persona: str | None = None) -> list[Any]:
+    prepared = runner.prepare(RunRequest(message=message, history=history, system_prompt=persona))
+    return list(runner.events(prepared))
+
+
+def final(events: list[Any]) -> FinalEvent:
+    found = [e for e in events if isinstance(e, FinalEvent)]
+    assert found, [e for e in events if isinstance(e, ErrorEvent)]
+    return found[0]
+
+
+def texts(body: dict[str, Any]) -> list[str]:
+    return [str(m.get("content", "")) for m in body["messages"]]
+
+
+def prompt_estimate(body: dict[str, Any]) -> int:
+    return sum(estimate_tokens(text) + 8 for text in texts(body))
+
+
+def test_every_ollama_call_sends_think_false_keep_alive_and_the_output_cap(
+    make_runner: Runner, ollama: FakeOllama
+) -> None:
+    script(
+        ollama, "Thought: look.\n<code>\nprint(6 * 7)\n</code>", 'Thought: done.\n<code>\nfinal_answer("42")\n</code>'
+    )
+    assert final(run(make_runner(), "6 fois 7 ?")).response == "42"
+    bodies = chats(ollama)
+    assert len(bodies) == 2
+    for body in bodies:
+        assert body["think"] is False
+        assert body["keep_alive"] == "30m"
+        assert body["options"]["num_predict"] == 1024
+        assert body["options"]["num_ctx"] == 8192
+
+
+def test_owner_settings_for_keep_alive_and_output_cap_reach_ollama(make_runner: Runner, ollama: FakeOllama) -> None:
+    run(make_runner(ollama_keep_alive="600", agent_max_output_tokens=300, ollama_num_ctx=4096), "Bonjour")
+    body = chats(ollama)[-1]
+    assert body["keep_alive"] == 600, "a number of seconds goes as a number: Ollama rejects a numeric string"
+    assert body["options"]["num_predict"] == 300 and body["options"]["num_ctx"] == 4096
+
+
+def test_only_the_first_fenced_block_runs_and_a_guessed_answer_after_it_does_not(
+    make_runner: Runner, ollama: FakeOllama
+) -> None:
+    script(
+        ollama,
+        "Thought: compute first.\n```python\nprint(17 * 23)\n```\nThen:\n```python\nfinal_answer('a guess')\n```",
+        "Thought: I saw it.\n```python\nfinal_answer('391')\n```",
+    )
+    events = run(make_runner(), "Combien font 17 fois 23 ?")
+    assert final(events).response == "391"
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert steps[0].observation is not None and "391" in steps[0].observation
+    second = "\n".join(texts(chats(ollama)[1]))
+    assert "a guess" not in second, "the text after the first block is not kept in memory either"
+    assert "<code>\nprint(17 * 23)\n</code>" in second
+
+
+def test_a_reply_without_code_is_a_short_error_not_a_finished_step(make_runner: Runner, ollama: FakeOllama) -> None:
+    script(
+        ollama, "Bonjour ! Comment puis-je vous aider ?", "", 'Thought: ok\n<code>\nfinal_answer("Bonjour !")\n</code>'
+    )
+    events = run(make_runner(), "Bonjour")
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert [s.error for s in steps[:2]] == [NO_CODE_ERROR, NO_CODE_ERROR]
+    assert final(events).response == "Bonjour !"
+    third = "\n".join(texts(chats(ollama)[2]))
+    assert NO_CODE_ERROR in third
+    assert "regex pattern" not in third, "smolagents' long error quotes the whole reply again"
+
+
+def test_out_of_steps_ends_honestly_in_the_owners_words_and_keeps_the_prompt_prefix(
+    make_runner: Runner, ollama: FakeOllama
+) -> None:
+    looping = 'Thought: again.\n<code>\nprint("page 1")\n</code>'
+    summary = "Je me suis arrêté après 2 étapes sans finir ; j'ai seulement lu la page 1."
+    script(ollama, looping, looping, summary)
+    events = run(make_runner(agent_max_steps=2), "Lis tout le site")
+    result = final(events)
+    assert result.finished is False
+    assert result.response == summary
+    assert result.steps == 2
+    bodies = chats(ollama)
+    assert len(bodies) == 3
+    assert texts(bodies[2])[:2] == texts(bodies[0])[:2], "same system prompt and task: Ollama's cache is reused"
+    assert "You have used all 2 steps" in texts(bodies[2])[-1]
+
+
+def test_out_of_steps_summary_written_as_code_still_reaches_the_owner_as_text(
+    make_runner: Runner, ollama: FakeOllama
+) -> None:
+    looping = 'Thought: again.\n<code>\nprint("x")\n</code>'
+    script(ollama, looping, 'Thought: I stop.\n<code>\nfinal_answer("Arrêté avant la fin : x trouvé.")\n</code>')
+    result = final(run(make_runner(agent_max_steps=1), "Cherche"))
+    assert result.finished is False and result.response == "Arrêté avant la fin : x trouvé."
+
+
+def test_a_finished_run_says_so(make_runner: Runner, ollama: FakeOllama) -> None:
+    assert final(run(make_runner(), "Bonjour")).finished is True
+
+
+def test_a_300kb_file_printed_whole_is_capped_and_the_next_prompt_still_fits_with_the_task(
+    make_runner: Runner, ollama: FakeOllama, tmp_path: Path
+) -> None:
+    big = tmp_path / "files" / "big.txt"
+    big.write_text("ligne de journal numéro 12345 : tout va bien\n" * 7000)
+    assert big.stat().st_size > 300_000
+    script(
+        ollama,
+        f'Thought: read it.\n<code>\ntext = file_system(operation="read", path="{big}")\nprint(text)\n</code>',
+        'Thought: done.\n<code>\nfinal_answer("Tout va bien.")\n</code>',
+    )
+    runner = make_runner(ollama_num_ctx=8192)
+    events = run(runner, "Résume le fichier big.txt")
+    assert final(events).response == "Tout va bien."
+    second = chats(ollama)[1]
+    assert prompt_estimate(second) + 1024 <= 8192
+    joined = "\n".join(texts(second))
+    assert "more characters left out" in joined and "print(text[4000:8000])" in joined
+    assert "Current message from the owner:\nRésume le fichier big.txt" in joined
+
+
+def test_every_step_of_a_long_run_fits_num_ctx_shortening_old_observations_then_old_history(
+    make_runner: Runner, ollama: FakeOllama
+) -> None:
+    history = tuple(Turn("user" if i % 2 == 0 else "assistant", f"échange {i} " + "détail " * 150) for i in range(12))
+    step = 'Thought: more.\n<code>\nprint("résultat " * 700)\n</code>'
+    script(ollama, step, step, step, step, 'Thought: done.\n<code>\nfinal_answer("fini")\n</code>')
+    runner = make_runner(ollama_num_ctx=4096, agent_max_output_tokens=512, agent_max_steps=6)
+    result = final(run(runner, "Analyse tout", history))
+    assert result.response == "fini"
+    bodies = chats(ollama)
+    assert len(bodies) == 5
+    for body in bodies:
+        assert prompt_estimate(body) + 512 <= 4096
+        assert "Current message from the owner:\nAnalyse tout" in texts(body)[1]
+        real = sum(count_tokens(text) + 4 for text in texts(body))
+        assert real + 512 <= 4096, "the real Qwen count fits too"
+    first_task, last_task = texts(bodies[0])[1], texts(bodies[-1])[1]
+    assert "échange 11" in first_task
+    assert len(last_task) <= len(first_task)
+    last = "\n".join(texts(bodies[-1]))
+    assert "old observation left out" in last
+
+
+def test_a_message_too_long_for_the_context_is_refused_before_any_model_call(
+    make_runner: Runner, ollama: FakeOllama
+) -> None:
+    runner = make_runner(ollama_num_ctx=4096)
+    with pytest.raises(Exception) as caught:
+        runner.prepare(RunRequest(message="é" * 5000))
+    assert getattr(caught.value, "status", None) == 413 and "OLLAMA_NUM_CTX" in str(caught.value)
+    assert chats(ollama) == []
+
+
+def test_the_system_prompt_is_byte_identical_across_turns_and_steps(make_runner: Runner, ollama: FakeOllama) -> None:
+    runner = make_runner()
+    script(ollama, "Thought: a\n<code>\nprint(1)\n</code>", 'Thought: b\n<code>\nfinal_answer("1")\n</code>')
+    run(runner, "premier", persona="Tu es Zorglub.")
+    run(runner, "second", (Turn("user", "premier"), Turn("assistant", "1")), persona="Tu es Zorglub.")
+    systems = [texts(body)[0] for body in chats(ollama)]
+    assert len(systems) == 3 and len(set(systems)) == 1
+    assert systems[0].endswith("Tu es Zorglub.")
+    fixed = runner.system_prompt(None)
+    assert systems[0].startswith(fixed), "the warm-up's prompt is a prefix of every turn's"
+    assert datetime.now().strftime("%Y") not in fixed, "nothing that changes lives in the fixed part"
+    tasks = [texts(body)[1] for body in chats(ollama)]
+    assert tasks[0] == tasks[1], "steps of one run share the task too"
+
+
+def test_the_system_prompt_with_every_tool_costs_at_most_2000_tokens(
+    make_runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPLAY", ":99")
+    runner = make_runner(agent_tools=["all"])
+    assert len(runner.tools) == 7
+    prompt = runner.system_prompt("Tu es l'assistant de Camille. Réponds en français, brièvement.")
+    assert count_tokens(prompt) <= 2000, count_tokens(prompt)
+    for tool in runner.tools:
+        assert f"def {tool.name}(" in prompt
+
+
+def test_the_run_request_is_json_clean_even_with_history(make_runner: Runner, ollama: FakeOllama) -> None:
+    run(make_runner(), "Et alors ?", (Turn("user", "Salut"),))
+    json.dumps(chats(ollama))
