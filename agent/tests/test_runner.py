@@ -244,3 +244,41 @@ def test_the_system_prompt_with_every_tool_costs_at_most_2000_tokens(
 def test_the_run_request_is_json_clean_even_with_history(make_runner: Runner, ollama: FakeOllama) -> None:
     run(make_runner(), "Et alors ?", (Turn("user", "Salut"),))
     json.dumps(chats(ollama))
+
+
+def test_the_warm_up_loads_the_model_with_the_fixed_prompt_so_the_first_turn_reads_only_its_own_tokens(
+    make_runner: Runner, ollama: FakeOllama
+) -> None:
+    from warmup import Warmer
+
+    runner = make_runner(ollama_warm_up=True)
+    warmer = Warmer(runner.settings, runner.registry, runner.system_prompt)
+    runner.on_model_used = warmer.used
+    assert warmer.warm()
+    run(runner, "Bonjour")
+    warm, turn = (r["body"] for r in httpx.get(f"{ollama.url}/_fake/requests").json() if r["path"] == "/api/chat")
+    assert [m["role"] for m in warm["messages"]] == ["system"]
+    assert warm["options"]["num_ctx"] == turn["options"]["num_ctx"] and warm["keep_alive"] == turn["keep_alive"]
+    assert turn["messages"][0]["content"].startswith(warm["messages"][0]["content"])
+    assert warm["_sim"]["loaded"] is True and turn["_sim"]["loaded"] is False
+    fixed = count_tokens(runner.system_prompt(None))
+    assert turn["_sim"]["cached_tokens"] >= fixed, "the system prompt was already read"
+    assert turn["_sim"]["evaluated_tokens"] < 200
+    remaining = warmer.until_unloaded()
+    assert remaining is not None and 1790 < remaining <= 1805, "the next warm-up is due when keep-alive runs out"
+
+
+def test_thinking_is_off_by_default_and_relayed_apart_from_the_answer_when_the_owner_turns_it_on(
+    make_runner: Runner, ollama: FakeOllama
+) -> None:
+    from runner import ThinkingEvent
+
+    events = run(make_runner(), "Bonjour")
+    assert not [e for e in events if isinstance(e, ThinkingEvent)]
+    assert chats(ollama)[-1]["_sim"]["thinking_tokens"] == 0
+    events = run(make_runner(ollama_think=True), "Bonjour")
+    thoughts = "".join(e.text for e in events if isinstance(e, ThinkingEvent))
+    assert chats(ollama)[-1]["think"] is True and "owner sent a new message" in thoughts
+    assert "owner sent a new message" not in final(events).response
+    prepared = make_runner().prepare(RunRequest(message="Pourquoi ?", model="reason"))
+    assert prepared.resolved.think is True, "the reason category may think (locally when Z.ai has no key)"

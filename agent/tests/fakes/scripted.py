@@ -8,15 +8,45 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 CURRENT_MARKER = "Current message from the owner:\n"
 
 
-def echo_answer(prompt_text: str) -> str:
-    """A valid CodeAgent answer that echoes the owner's current message (or the whole prompt when unmarked)."""
+def echo_answer(prompt_text: str, fenced: bool = False) -> str:
+    """A valid CodeAgent answer that echoes the owner's current message (or the whole prompt when unmarked).
+
+    `fenced` writes the code in a ```python block instead of <code>…</code>, as models trained on Markdown do.
+    """
     message = prompt_text.rsplit(CURRENT_MARKER, 1)[-1].strip()
-    return f"Thought: I will repeat the message.\n<code>\nfinal_answer({json.dumps('Echo: ' + message)})\n</code>"
+    code = f"final_answer({json.dumps('Echo: ' + message)})"
+    if fenced:
+        return f"Thought: I will repeat the message.\n```python\n{code}\n```"
+    return f"Thought: I will repeat the message.\n<code>\n{code}\n</code>"
+
+
+def answer_text(item: Any, prompt_text: str) -> str:
+    """The text of one scripted answer: a plain string as is, or an answer object (see below) rendered.
+
+    An answer object is a dict with any of: `text` (the exact answer), `thought` (the Thought: line), `blocks` (a
+    list of code blocks, e.g. a tool call then a guessed final_answer), `fences` (true: ```python blocks, false:
+    <code>…</code>; default true with `blocks`, false for the echo). Without `text` or `blocks` it is the echo.
+    Fake-specific keys (such as the Ollama fake's `thinking`) are ignored here.
+    """
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, dict):
+        return echo_answer(prompt_text)
+    if isinstance(item.get("text"), str):
+        return item["text"]
+    blocks = item.get("blocks")
+    if isinstance(blocks, list) and blocks:
+        thought = str(item.get("thought", "I will use the tools, then answer."))
+        fenced = bool(item.get("fences", True))
+        opening, closing = ("```python", "```") if fenced else ("<code>", "</code>")
+        body = "\n".join(f"{opening}\n{block}\n{closing}" for block in blocks)
+        return f"Thought: {thought}\n{body}"
+    return echo_answer(prompt_text, fenced=bool(item.get("fences", False)))
 
 
 def apply_stop(text: str, stops: list[str]) -> str:
@@ -37,19 +67,24 @@ def chunks(text: str, size: int = 7) -> list[str]:
 class FakeState:
     """What the test controls: the queue of scripted answers, delays, failures; and what the fake saw."""
 
-    script: deque[str] = field(default_factory=deque)
+    script: deque[Any] = field(default_factory=deque)  # strings, or answer objects (see answer_text)
     requests: list[dict[str, Any]] = field(default_factory=list)
     delay_s: float = 0.0
     delta_delay_s: float = 0.0
     fail_status: int | None = None
+    fail_error: str | None = None  # the reason a fake gives with fail_status (its own default text when None)
     lock: threading.Lock = field(default_factory=threading.Lock)
     model_seconds: float = 0.0
 
     def next_answer(self, prompt_text: str) -> str:
+        return answer_text(self.next_item(), prompt_text)
+
+    def next_item(self) -> Any:
+        """The next scripted answer as it was scripted (string or answer object), or None for the default."""
         with self.lock:
             if self.script:
                 return self.script.popleft()
-        return echo_answer(prompt_text)
+        return None
 
     def record(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
         with self.lock:
@@ -105,9 +140,14 @@ class FakeHandler(BaseHTTPRequestHandler):
             return True
         if self.path == "/_fake/script" and self.command == "POST":
             body = self.read_json()
+            try:
+                self.on_script(body)
+            except ValueError as exc:
+                self.send_json(400, {"error": str(exc)})
+                return True
             with state.lock:
                 state.script.extend(body.get("answers", []))
-                for key in ("delay_s", "delta_delay_s", "fail_status"):
+                for key in ("delay_s", "delta_delay_s", "fail_status", "fail_error"):
                     if key in body:
                         setattr(state, key, body[key])
             self.send_json(200, {"ok": True})
@@ -119,10 +159,18 @@ class FakeHandler(BaseHTTPRequestHandler):
                 state.requests.clear()
                 state.delay_s = state.delta_delay_s = 0.0
                 state.fail_status = None
+                state.fail_error = None
                 state.model_seconds = 0.0
+            self.on_reset()
             self.send_json(200, {"ok": True})
             return True
         return False
+
+    def on_script(self, body: dict[str, Any]) -> None:
+        """A fake's own keys of POST /_fake/script, checked before anything is applied; ValueError means 400."""
+
+    def on_reset(self) -> None:
+        """A fake's own state to forget on POST /_fake/reset."""
 
 
 class FakeServer(ThreadingHTTPServer):
@@ -137,7 +185,7 @@ class FakeServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
         return self
