@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from smolagents import ChatMessage, MessageRole
 from smolagents.utils import parse_code_blobs
 
-from llm import AgentModel, RunCancelled, clean_model_text
+from llm import AgentModel, RunCancelled, clean_model_text, first_code_block
 from model_router import ResolvedModel
 from settings import Settings
 from tests.fakes.openai_compat import FakeOpenAI
@@ -99,3 +99,29 @@ def test_cleaning_is_idempotent_and_never_leaves_a_doubled_close_tag(raw: str) -
     assert clean_model_text(cleaned) == cleaned
     appended = cleaned if cleaned.endswith("</code>") else cleaned + "</code>"
     assert "</code</code>" not in appended
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            "Thought: a\n```python\nprint(1)\n```\nThen\n```python\nfinal_answer(2)\n```",
+            "Thought: a\n<code>\nprint(1)\n</code>",
+        ),
+        (
+            "Thought: a\n<code>\nprint(1)\n</code>\n<code>\nfinal_answer(2)\n</code>",
+            "Thought: a\n<code>\nprint(1)\n</code>",
+        ),
+        ("Thought: a\n```py\nx = 1\n```", "Thought: a\n<code>\nx = 1\n</code>"),
+        ("Thought: still writing\n<code>\nprint(1)\n", "Thought: still writing\n<code>\nprint(1)\n"),
+        ("Just prose, no code.", "Just prose, no code."),
+        ("Here is output:\n```\nnot python\n```", "Here is output:\n```\nnot python\n```"),
+    ],
+)
+def test_first_code_block_keeps_only_the_first_complete_block(raw: str, expected: str) -> None:
+    assert first_code_block(raw) == expected
+
+
+def test_the_kept_block_parses_as_smolagents_expects() -> None:
+    kept = first_code_block("T\n```python\nprint('a')\n```\n```python\nfinal_answer('b')\n```")
+    assert parse_code_blobs(kept, TAGS) == "print('a')"
