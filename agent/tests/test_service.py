@@ -308,7 +308,11 @@ def test_ollama_down_is_503_with_the_url_and_hint(tmp_path: Path) -> None:
             response = client.post("/run", json={"message": "Hello"})
             models = client.get("/models").json()
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "ollama": "down", "models": 0}
+        assert {k: health.json()[k] for k in ("status", "ollama", "models")} == {
+            "status": "ok",
+            "ollama": "down",
+            "models": 0,
+        }
         assert response.status_code == 503
         assert response.json()["code"] == "model_unreachable"
         assert "http://127.0.0.1:9" in response.json()["error"] and "ollama serve" in response.json()["error"]
@@ -323,6 +327,8 @@ def test_ollama_down_is_503_with_the_url_and_hint(tmp_path: Path) -> None:
         ({"AGENT_HOST": "0.0.0.0"}, "AGENT_API_KEY is unset"),
         ({"AGENT_API_KEY": "short-key"}, "shorter than 32"),
         ({"AGENT_TOOLS": "web_search,teleport"}, "teleport"),
+        ({"AGENT_TIMEOUT_S": "100", "AGENT_EXECUTOR_TIMEOUT_S": "120"}, "Timeouts must nest"),
+        ({"OLLAMA_KEEP_ALIVE": "soon"}, "duration"),
     ],
 )
 def test_unsafe_or_invalid_configuration_refuses_to_start(
