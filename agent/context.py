@@ -72,11 +72,27 @@ class ContextBudget:
 
     Order of sacrifice, as the owner would choose: first the oldest observations (kept short, with a note), then
     the oldest turns of the conversation's history (through `task_variants`, the task rendered with less and less
-    history), never the system prompt, the current message or the latest step.
+    history), then the model's own earlier replies; never the system prompt, the current message or the latest
+    step.
     """
 
     prompt_tokens: int
     task_variants: tuple[str, ...] = ()
+
+    def _shorten(self, fitted: list[ChatMessage], indexes: Sequence[int], what: str) -> bool:
+        """Cut these messages, oldest first, until the prompt fits; True once it does."""
+        for index in indexes:
+            text = message_text(fitted[index])
+            if len(text) > SHORTENED_OBSERVATION_CHARS:
+                fitted[index] = _with_text(
+                    fitted[index],
+                    text[:SHORTENED_OBSERVATION_CHARS]
+                    + f"\n[… {len(text) - SHORTENED_OBSERVATION_CHARS} characters of this {what} left out"
+                    " to fit the context window]",
+                )
+                if estimate_messages(fitted) <= self.prompt_tokens:
+                    return True
+        return False
 
     def fit(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
         fitted = list(messages)
@@ -89,22 +105,17 @@ class ContextBudget:
         older = [
             i for i in range(start, len(fitted) - 1) if fitted[i].role in (MessageRole.TOOL_RESPONSE, MessageRole.USER)
         ]
-        for index in older:
-            text = message_text(fitted[index])
-            if len(text) > SHORTENED_OBSERVATION_CHARS:
-                fitted[index] = _with_text(
-                    fitted[index],
-                    text[:SHORTENED_OBSERVATION_CHARS]
-                    + f"\n[… {len(text) - SHORTENED_OBSERVATION_CHARS} characters of this old observation left out"
-                    " to fit the context window]",
-                )
-                if estimate_messages(fitted) <= self.prompt_tokens:
-                    return fitted
+        if self._shorten(fitted, older, "old observation"):
+            return fitted
         if task_index is not None:
             for variant in self.task_variants:
                 fitted[task_index] = _with_text(fitted[task_index], TASK_PREFIX + variant)
                 if estimate_messages(fitted) <= self.prompt_tokens:
                     return fitted
+        # Last resort: the model's own earlier replies (a small model may write its whole output cap each step).
+        replies = [i for i in range(start, len(fitted) - 2) if fitted[i].role == MessageRole.ASSISTANT]
+        if self._shorten(fitted, replies, "earlier reply"):
+            return fitted
         raise ContextOverflowError(
             f"the prompt needs about {estimate_messages(fitted)} tokens, more than the {self.prompt_tokens} available"
         )

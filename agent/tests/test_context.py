@@ -101,3 +101,13 @@ def test_overflow_that_nothing_can_fix_is_an_error_not_a_silent_truncation() -> 
     messages = _run(["x" * 20_000])
     with pytest.raises(ContextOverflowError):
         ContextBudget(1000).fit(messages)
+
+
+def test_long_earlier_replies_go_last_when_nothing_else_is_left() -> None:
+    messages = _run(["ok", "ok"])
+    messages[2] = _msg(MessageRole.ASSISTANT, "Thought: " + "blabla " * 800)
+    budget = estimate_messages(messages) - 500
+    fitted = ContextBudget(budget).fit(messages)
+    assert estimate_messages(fitted) <= budget
+    assert "characters of this earlier reply left out" in message_text(fitted[2])
+    assert message_text(fitted[-2]) == message_text(messages[-2]), "the latest reply stays whole"
