@@ -41,7 +41,9 @@ async function main() {
   const graph = await startFakeGraph({ accessToken, phoneNumberId });
   const talk = await startFakeNextcloud({ secret: botSecret, tokens: [room] });
   const ollama = await startFakeOllama(logDir);
-  const agent = await startAgent({ ollamaUrl: ollama.url, apiKey: agentKey, logDir });
+  // The long answer below is ~2,300 tokens in one final_answer: more than the default output cap (1,024), which
+  // the fake Ollama enforces as Ollama does.
+  const agent = await startAgent({ ollamaUrl: ollama.url, apiKey: agentKey, logDir, env: { AGENT_MAX_OUTPUT_TOKENS: "3072" } });
   const gatewayOptions = {
     agentUrl: agent.url,
     agentApiKey: agentKey,

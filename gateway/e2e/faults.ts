@@ -106,7 +106,7 @@ async function main() {
     ollamaUrl: ollama.url,
     apiKey: agentKey,
     logDir,
-    env: { LOG_LEVEL: "DEBUG", AGENT_TIMEOUT_S: String(AGENT_TIMEOUT_S), AGENT_MAX_CONCURRENCY: "4" },
+    env: { LOG_LEVEL: "DEBUG", AGENT_TIMEOUT_S: String(AGENT_TIMEOUT_S), AGENT_MAX_CONCURRENCY: "4", AGENT_MAX_OUTPUT_TOKENS: "3072" },
   };
   let agent = await startAgent(agentOptions);
   const gatewayOptions = {
