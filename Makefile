@@ -66,6 +66,8 @@ cron-install: ## Add the every-minute /api/cron line to your crontab (replacing 
 bench: agent-deps gateway-deps ## Run the benchmarks and write bench/REPORT.md
 	cd agent && $(UV) run --no-sync python -m bench.bench_agent
 	cd gateway && BENCH_REPORT_DIR=../bench/results npm run --silent bench
+	cd agent && { $(UV) sync --locked --group realmodel || echo "llama-cpp-python could not be installed: the real-model bench skips" >&2; } && $(UV) run --no-sync python -m bench.bench_real_model
+	cd agent && $(UV) run --no-sync python -m bench.bench_model_cost
 	cd agent && $(UV) run --no-sync python -m bench.report
 
 soak: agent-deps gateway-deps ## Sustained load for SOAK_SECONDS (60 s, then drain): nothing lost or doubled, no memory growth; adds to bench/REPORT.md

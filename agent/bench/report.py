@@ -7,9 +7,12 @@ import logging
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench" / "results"
 REPORT = RESULTS_DIR.parent / "REPORT.md"
+REAL_MODEL = "real_model.json"
+MODEL_COST = "model_cost.json"
 
 
 def flatten(figures: dict[str, object], prefix: str = "") -> dict[str, object]:
@@ -24,18 +27,157 @@ def flatten(figures: dict[str, object], prefix: str = "") -> dict[str, object]:
     return rows
 
 
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_real_model(figures: dict[str, Any]) -> list[str]:
+    """The "Real small model" section: one row per turn of the real agent against SmolLM2 through llama.cpp."""
+    lines = ["", "## Real small model", ""]
+    model = f"`{figures.get('model', '?')}` ({figures.get('gguf', '?')})"
+    if figures.get("skipped") or figures.get("failed"):
+        what = "skipped" if figures.get("skipped") else "failed"
+        reason = figures.get("skipped") or figures.get("failed")
+        return [*lines, f"Not run ({what}): {reason}. Model: {model}."]
+    lines += [
+        f"The real agent service against {model} served by llama-cpp-python {figures.get('llama_cpp_python', '?')} "
+        f"behind an Ollama-compatible server (`agent/bench/real_model_server.py`), on {figures.get('cpus', '?')} CPUs: "
+        f"num_ctx {figures.get('num_ctx')}, AGENT_MAX_STEPS={figures.get('max_steps')}, "
+        f"AGENT_TIMEOUT_S={figures.get('agent_timeout_s')}, tools {figures.get('tools')}. The model is far too small "
+        "to follow the CodeAgent format: this shows what an unscripted model does to a turn. Tokens are counted by "
+        "the model's own tokenizer; *evaluated* is what llama.cpp read again after reusing the cached prefix.",
+        "",
+        "| turn | HTTP | code | finished | steps | wall s | model calls | max prompt / num_ctx | overflows "
+        "| evaluated / prompt tokens | output tokens | model s | done reasons |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for turn in figures.get("turns") or []:
+        cells = [
+            turn.get("turn"),
+            turn.get("status"),
+            turn.get("code") or "",
+            turn.get("finished"),
+            turn.get("steps"),
+            turn.get("wall_s"),
+            turn.get("model_calls"),
+            f"{turn.get('max_prompt_tokens')} / {turn.get('num_ctx')}",
+            turn.get("overflows"),
+            f"{turn.get('evaluated_tokens')} / {turn.get('prompt_tokens')}",
+            turn.get("output_tokens"),
+            turn.get("model_seconds"),
+            ", ".join(turn.get("done_reasons") or []),
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    warm = figures.get("before_turns") or {}
+    lines += [
+        "",
+        f"Before the first turn (the agent's warm-up): {warm.get('model_calls', 0)} model calls, "
+        f"{warm.get('evaluated_tokens', 0)} prompt tokens read, {warm.get('model_seconds', 0)} s in the model.",
+        "",
+        f"Agent ready in {figures.get('agent_ready_s')} s; {figures.get('model_requests')} model requests, "
+        f"{figures.get('model_loads')} model loads; keep_alive sent {figures.get('keep_alive_sent')}, "
+        f"think sent {figures.get('think_sent')}; all turns HTTP 200: {figures.get('all_turns_http_200')}; "
+        f"total {figures.get('total_s')} s (one sampled run; 1-minute load average {figures.get('load_average_start')} "
+        f"at the start, {figures.get('load_average_end')} at the end: other work slows llama.cpp on a few cores).",
+    ]
+    if figures.get("model_server_exit") is not None:
+        lines += ["", f"The model server died during the run (exit {figures['model_server_exit']}): see its log."]
+    excerpts = [(t.get("turn"), t.get("answer_excerpt")) for t in figures.get("turns") or [] if t.get("answer_excerpt")]
+    if excerpts:
+        lines += ["", "What came back (first characters):", ""]
+        lines += [f"- {name}: {_cell(text)}" for name, text in excerpts]
+    return lines
+
+
+def render_model_cost(figures: dict[str, Any]) -> list[str]:
+    """The "Model-side cost" section: per turn, what the model reads, writes and loads, baseline next to new code."""
+    profiles = figures.get("profiles") or {}
+    rates = ", ".join(
+        f"{name} {p.get('load_s')} s load, {p.get('prompt_tps')} prompt tok/s, {p.get('output_tps')} output tok/s"
+        for name, p in profiles.items()
+    )
+    lines = [
+        "",
+        "## Model-side cost",
+        "",
+        f"The same task set, the same scripted CodeAgent answers, against the realistic fake Ollama "
+        f"(`tests/fakes/ollama_sim.py`, Qwen tokens): the working tree (*new*) and commit "
+        f"{figures.get('baseline_commit')} (*baseline*) in the same run. *Evaluated* is what the model reads after "
+        "its prefix cache; *output* includes thinking. Seconds are computed from the recorded counts: "
+        f"load × loads + evaluated / prompt rate + output / output rate ({rates}); image tokens are prompt tokens. "
+        f"Tools: {figures.get('tools')}; a {figures.get('text_file_bytes')}-byte text file; {figures.get('photo')}. "
+        "The fake ran the CPU profile (its loads and keep_alive expiries); GPU seconds apply the GPU rates to the "
+        "same counts. The warm-up at start-up is paid before the first message, not in a turn.",
+        "",
+        "| config | turn | HTTP | finished | model requests | prompt tokens | evaluated | image | thinking | output "
+        "| loads | CPU s | GPU s | largest prompt / num_ctx | truncated msgs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in ("baseline", "new"):
+        config = figures.get(name) or {}
+        if not config.get("turns"):
+            lines.append(f"| {name} | not available: {_cell(config.get('failed') or 'not run')} |" + " |" * 13)
+            continue
+        rows = [("warm-up at start-up", config.get("warm_up") or {}, {})]
+        rows += [(t.get("turn"), t, t) for t in config["turns"]]
+        rows.append(("**total**", config.get("totals") or {}, {}))
+        for turn, cost, status in rows:
+            largest = f"{cost.get('largest_prompt_tokens')} / {cost.get('largest_prompt_num_ctx')}"
+            cells = [
+                name,
+                turn,
+                status.get("status", ""),
+                status.get("finished", ""),
+                cost.get("model_requests"),
+                cost.get("prompt_tokens"),
+                cost.get("evaluated_tokens"),
+                cost.get("image_tokens"),
+                cost.get("thinking_tokens"),
+                cost.get("output_tokens"),
+                cost.get("loads"),
+                cost.get("cpu_s"),
+                cost.get("gpu_s"),
+                largest if "largest_prompt_tokens" in cost and cost.get("model_requests") else "",
+                cost.get("truncated_messages"),
+            ]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        if config.get("failed"):
+            lines.append(f"| {name} | failed: {_cell(config['failed'])} |" + " |" * 13)
+    system = {name: (figures.get(name) or {}).get("system_prompt_tokens") for name in ("baseline", "new")}
+    lines += [
+        "",
+        f"System prompt (first turn): new {system['new']} tokens, baseline {system['baseline']} tokens.",
+        "",
+        "| target (new code) | value | limit | met |",
+        "| --- | --- | --- | --- |",
+    ]
+    for target in figures.get("targets") or []:
+        met = "pass" if target.get("met") else "FAIL"
+        lines.append(f"| {_cell(target.get('target'))} | {target.get('value')} | {target.get('limit')} | {met} |")
+    return lines
+
+
 def render() -> str:
     lines = [
         "# Benchmark report",
         "",
         f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
         f"({platform.machine()}, Python {platform.python_version()}). Fake model servers: the figures measure "
-        "my-claw's own overhead, not a model's speed.",
+        "my-claw's own overhead, not a model's speed (except in the real small model's section).",
     ]
     for path in sorted(RESULTS_DIR.glob("*.json")):
         figures = json.loads(path.read_text())
+        if path.name in (REAL_MODEL, MODEL_COST):
+            continue
         lines += ["", f"## {path.stem}", "", "| figure | value |", "| --- | --- |"]
         lines += [f"| {key} | {value} |" for key, value in flatten(figures).items()]
+    real = RESULTS_DIR / REAL_MODEL
+    if real.is_file():
+        lines += render_real_model(json.loads(real.read_text()))
+    cost = RESULTS_DIR / MODEL_COST
+    if cost.is_file():
+        lines += render_model_cost(json.loads(cost.read_text()))
     return "\n".join(lines) + "\n"
 
 
