@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { captureOutput } from "./support/capture-output";
 import * as login from "../app/api/auth/login/route";
 import * as logout from "../app/api/auth/logout/route";
 import * as chat from "../app/api/chat/route";
@@ -50,7 +51,7 @@ const random = "S".repeat(64);
 let agent: FakeAgent;
 let graph: FakeGraph;
 let talk: FakeNextcloud;
-let output = "";
+let logs: { text: () => string };
 const answers: string[] = [];
 
 beforeAll(async () => {
@@ -65,12 +66,7 @@ beforeAll(async () => {
     WHATSAPP_ALLOWED_NUMBERS: owner,
     NEXTCLOUD_BASE_URL: talk.url,
   });
-  for (const stream of [process.stdout, process.stderr]) {
-    vi.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
-      output += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
-      return true;
-    });
-  }
+  logs = captureOutput();
 });
 afterAll(async () => {
   vi.restoreAllMocks();
@@ -198,10 +194,10 @@ it("no secret appears in the logs or the answers, whatever the routes are sent",
     "nextcloud.received",
     "request.failed",
   ]) {
-    expect(output).toContain(`"event":"${event}"`);
+    expect(logs.text()).toContain(`"event":"${event}"`);
   }
   // ...and no secret, nor its random part, was written or answered.
-  const everything = output + answers.join("\n");
+  const everything = logs.text() + answers.join("\n");
   for (const name of secretNames) {
     const value = secret[name];
     expect(everything, name).not.toContain(value);

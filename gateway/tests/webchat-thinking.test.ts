@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { captureOutput } from "./support/capture-output";
 import * as chat from "../app/api/chat/route";
 import * as messages from "../app/api/conversations/[id]/messages/route";
 import { bodyChunks, parseSse, type SseEvent } from "../lib/sse";
@@ -17,17 +18,12 @@ const base = "http://127.0.0.1:3000";
 const bearer = { authorization: `Bearer ${TOKEN}` };
 const marker = `THINKING-${randomUUID()}`;
 let agent: FakeAgent;
-let output = "";
+let logs: { text: () => string };
 
 beforeAll(async () => {
   agent = await startFakeAgent();
   Object.assign(process.env, { WEBCHAT_TOKEN: TOKEN, AGENT_URL: agent.url });
-  for (const stream of [process.stdout, process.stderr]) {
-    vi.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
-      output += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
-      return true;
-    });
-  }
+  logs = captureOutput();
 });
 afterAll(async () => {
   vi.restoreAllMocks();
@@ -67,8 +63,8 @@ it("relays thinking to the browser as progress, and stores and logs none of it",
     ["user", "bonjour"],
     ["assistant", "Bonjour !"],
   ]);
-  expect(output).toContain('"event":"turn.answered"');
-  expect(output).not.toContain(marker);
+  expect(logs.text()).toContain('"event":"turn.answered"');
+  expect(logs.text()).not.toContain(marker);
 });
 
 it("streams and stores the note when the agent ran out of steps", async () => {
@@ -84,6 +80,6 @@ it("streams and stores the note when the agent ran out of steps", async () => {
   expect(list.at(-1)!.event).toBe("final");
   expect(final).toMatchObject({ response: expected, finished: false });
   expect((await stored(final.conversationId)).at(-1)).toMatchObject({ role: "assistant", content: expected });
-  expect(output).toContain('"finished":false');
-  expect(output).not.toContain(marker);
+  expect(logs.text()).toContain('"finished":false');
+  expect(logs.text()).not.toContain(marker);
 });

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { captureOutput } from "./support/capture-output";
 import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
@@ -19,7 +20,7 @@ const botSecret = "b".repeat(64);
 let agent: FakeAgent;
 let graph: FakeGraph;
 let talk: FakeNextcloud;
-let output = "";
+let logs: { text: () => string };
 
 beforeAll(async () => {
   agent = await startFakeAgent();
@@ -36,12 +37,7 @@ beforeAll(async () => {
     NEXTCLOUD_BOT_SECRET: botSecret,
   });
   // Captured, not shown: the test's output stays readable.
-  for (const stream of [process.stdout, process.stderr]) {
-    vi.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
-      output += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
-      return true;
-    });
-  }
+  logs = captureOutput();
 });
 afterAll(async () => {
   vi.restoreAllMocks();
@@ -91,10 +87,10 @@ it("never writes message text to the logs", async () => {
 
   expect(graph.sent.some((m) => m.body.includes(marker))).toBe(true);
   expect(talk.posted.some((m) => m.message.includes(marker))).toBe(true);
-  expect(output).toContain('"event":"whatsapp.received"');
-  expect(output).toContain('"event":"turn.send_failed"');
-  expect(output).toContain('"event":"turn.failed"');
-  expect(output).toContain('"event":"whatsapp.sender_not_allowed"');
-  expect(output).toContain('"event":"nextcloud.received"');
-  expect(output).not.toContain(marker);
+  expect(logs.text()).toContain('"event":"whatsapp.received"');
+  expect(logs.text()).toContain('"event":"turn.send_failed"');
+  expect(logs.text()).toContain('"event":"turn.failed"');
+  expect(logs.text()).toContain('"event":"whatsapp.sender_not_allowed"');
+  expect(logs.text()).toContain('"event":"nextcloud.received"');
+  expect(logs.text()).not.toContain(marker);
 });
