@@ -94,7 +94,6 @@ class AgentModel(LiteLLMModel):
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
         on_thinking: Callable[[str], None] | None = None,
-        task_variants: tuple[str, ...] = (),
     ) -> None:
         kwargs: dict[str, Any] = {
             "max_tokens": settings.agent_max_output_tokens,
@@ -122,7 +121,8 @@ class AgentModel(LiteLLMModel):
         # smolagents' own retry waits 60 s, then 120 s, on a rate limit: longer than a turn may last.
         super().__init__(model_id=resolved.litellm_id, retry=False, **kwargs)
         self.resolved = resolved
-        self.budget = ContextBudget(context - settings.agent_max_output_tokens, task_variants)
+        # The runner gives it the task's shorter variants once it has built the task (AgentRunner._task).
+        self.budget = ContextBudget(context - settings.agent_max_output_tokens)
         self._on_delta = on_delta
         self._on_thinking = on_thinking
         self._cancel = cancel or threading.Event()

@@ -163,29 +163,31 @@ class _Failure:
     exc: BaseException
 
 
-def _in_chain(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and the ones it came from. LiteLLM's own derive from openai's, and their cause is httpx's."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, kind):
-            return seen
+        yield seen
         seen = seen.__cause__ or seen.__context__
-    return None
+
+
+def _in_chain(exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
+    return next((seen for seen in _chain(exc) if isinstance(seen, kind)), None)
 
 
 def _ollama_reason(exc: BaseException) -> str | None:
     """Ollama's own words from an `{"error": "..."}` answer somewhere in the exception chain (LiteLLM keeps the body)."""
-    seen: BaseException | None = exc
-    while seen is not None:
+    for seen in _chain(exc):
         text = str(seen)
         start = text.find('{"error"')
-        if start != -1:
-            try:
-                reason = json.loads(text[start:])["error"]
-            except (ValueError, KeyError, TypeError):
-                reason = None
-            if isinstance(reason, str) and reason.strip():
-                return reason.strip()[:300]
-        seen = seen.__cause__ or seen.__context__
+        if start == -1:
+            continue
+        try:
+            reason = json.loads(text[start:])["error"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(reason, str) and reason.strip():
+            return reason.strip()[:300]
     return None
 
 
@@ -413,9 +415,7 @@ class AgentRunner:
             _redact_step(step, self._redactor)
             _bound_step(step, self._settings.agent_max_observation_chars)
 
-        agent = self._agent(model, prepared.request.system_prompt, [bound_step, stop_if_cancelled])
-        model.budget = replace(model.budget, task_variants=())
-        return agent
+        return self._agent(model, prepared.request.system_prompt, [bound_step, stop_if_cancelled])
 
     def _task(self, agent: ClawAgent, request: RunRequest) -> str:
         """The task with as much history as fits; the shorter variants go to the model's budget for later steps."""
@@ -536,11 +536,8 @@ class AgentRunner:
             # The agent is third-party code: one bad turn must not take the service down, nor show its internals.
             logger.error("agent_run_failed", extra={"error_type": type(exc).__name__, "model": resolved.model_id})
             return ServiceError("agent_error", "The agent failed unexpectedly; see the agent's log and try again.", 500)
-        # LiteLLM's exceptions derive from openai's, not from litellm.exceptions.OpenAIError: walk the chain to the
-        # first one of the kinds told apart below (its own cause is the raw httpx error).
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, _MODEL_ERRORS):
-            cause = cause.__cause__ or cause.__context__
+        # The first exception of the kinds told apart below (LiteLLM's derive from openai's, not from its OpenAIError).
+        cause = _in_chain(exc, _MODEL_ERRORS)
         logger.warning(
             "model_call_failed", extra={"model": resolved.model_id, "error_type": type(cause or exc).__name__}
         )

@@ -43,7 +43,6 @@ class Warmer:
         self._lock = threading.Lock()
         self._last_used = time.monotonic()
         self._persona: str | None = None
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def used(self, persona: str | None) -> None:
@@ -106,23 +105,19 @@ class Warmer:
             self._thread = threading.Thread(target=self._loop, name="model-warm-up", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-
     def _loop(self) -> None:
+        """Warm now; then again whenever the model would have been unloaded (or, while Ollama is down, every minute)."""
         warmed = self.warm()
-        while not self._stop.is_set():
+        while True:
             if not warmed:
-                if self._stop.wait(RETRY_S):
-                    return
+                time.sleep(RETRY_S)
                 warmed = self.warm()
                 continue
             wait = self.until_unloaded()
             if wait is None:
                 return
             if wait > 0:
-                # A turn may use the model meanwhile and restart Ollama's timer: look again when this one ends.
-                if self._stop.wait(wait):
-                    return
+                # A turn may use the model meanwhile and restart Ollama's timer: look again when this wait ends.
+                time.sleep(wait)
                 continue
             warmed = self.warm()

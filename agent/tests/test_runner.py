@@ -3,7 +3,6 @@ the context budget over a whole run, the honest end when steps run out, and the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -239,11 +238,6 @@ def test_the_system_prompt_with_every_tool_costs_at_most_2000_tokens(
     assert count_tokens(prompt) <= 2000, count_tokens(prompt)
     for tool in runner.tools:
         assert f"def {tool.name}(" in prompt
-
-
-def test_the_run_request_is_json_clean_even_with_history(make_runner: Runner, ollama: FakeOllama) -> None:
-    run(make_runner(), "Et alors ?", (Turn("user", "Salut"),))
-    json.dumps(chats(ollama))
 
 
 def test_the_warm_up_loads_the_model_with_the_fixed_prompt_so_the_first_turn_reads_only_its_own_tokens(
