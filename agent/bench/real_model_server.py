@@ -34,28 +34,28 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import time
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.fakes.ollama_sim import SimError
+from tests.fakes.ollama_sim import parse_keep_alive as sim_keep_alive
+from tests.fakes.scripted import FakeHandler
 
 logger = logging.getLogger("bench.real_model_server")
 
 DEFAULT_NAME = "smollm2:135m"
 DEFAULT_NUM_CTX = 4096  # Ollama's default on a CPU or a GPU under 23 GiB
-DEFAULT_KEEP_ALIVE_S = 300.0  # Ollama's 5 minutes
 # Ollama's sampling defaults (api/types.go DefaultOptions).
 DEFAULT_OPTIONS: dict[str, float] = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "min_p": 0.0, "repeat_penalty": 1.1}
 # llama-server keeps a few tokens of the head when it must cut the middle of a prompt (n_keep).
 TRUNCATE_KEEP_HEAD = 4
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class BadRequest(Exception):
@@ -72,25 +72,11 @@ def _now() -> str:
 
 
 def parse_keep_alive(value: object) -> float | None:
-    """Seconds a model stays loaded after a request, None for ever; Ollama's rules for the JSON value."""
-    if value is None:
-        return DEFAULT_KEEP_ALIVE_S
-    if isinstance(value, bool):
-        raise BadRequest(400, "invalid keep_alive: a boolean is not a duration")
-    if isinstance(value, int | float):
-        return None if value < 0 else float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        negative = text.startswith("-")
-        body = text.lstrip("+-")
-        if body and re.fullmatch(rf"(?:{_DURATION.pattern})+", body):
-            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION.findall(body))
-            return None if negative and seconds > 0 else seconds
-        # Go's time.ParseDuration: "300" has no unit and is refused.
-        raise BadRequest(
-            400, f'time: missing unit in duration "{text}"' if body.isdigit() else f"invalid duration {text!r}"
-        )
-    raise BadRequest(400, "invalid keep_alive")
+    """Seconds a model stays loaded after a request, None for ever: the fake Ollama's reading of Ollama's rules."""
+    try:
+        return sim_keep_alive(value)
+    except SimError as exc:
+        raise BadRequest(400, str(exc)) from exc
 
 
 def text_of(content: object) -> str:
@@ -354,14 +340,10 @@ def _check_think(body: dict[str, Any], name: str) -> None:
         raise BadRequest(400, f'"{name}" does not support thinking')
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: RealModelServer
+class Handler(FakeHandler):
+    """Ollama's routes over the fakes' HTTP plumbing (JSON bodies, chunked NDJSON, quiet log)."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    # Plumbing ------------------------------------------------------------------------------------------------
+    server: RealModelServer  # type: ignore[assignment]
 
     def _read_json(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
@@ -374,28 +356,8 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest(400, "the body must be a JSON object")
         return body
 
-    def _send_json(self, status: int, payload: object) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _start_stream(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-ndjson")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
     def _line(self, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode() + b"\n"
-        self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _end_stream(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        self.write_chunk(json.dumps(payload).encode() + b"\n")
 
     # Routes --------------------------------------------------------------------------------------------------
 
@@ -403,24 +365,24 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         host = state.host
         if self.path == "/api/tags":
-            self._send_json(200, {"models": [self._model_entry()]})
+            self.send_json(200, {"models": [self._model_entry()]})
         elif self.path == "/api/ps":
-            self._send_json(200, {"models": [self._model_entry()] if host.loaded else []})
+            self.send_json(200, {"models": [self._model_entry()] if host.loaded else []})
         elif self.path in ("/", "/api/version"):
-            self._send_json(200, {"version": "0.33.0"})
+            self.send_json(200, {"version": "0.33.0"})
         elif self.path == "/_bench/requests":
-            self._send_json(200, [asdict(r) for r in state.records])
+            self.send_json(200, [asdict(r) for r in state.records])
         elif self.path == "/_bench/status":
-            self._send_json(200, {"active": state.active, "requests": len(state.records), "loaded": host.loaded})
+            self.send_json(200, {"active": state.active, "requests": len(state.records), "loaded": host.loaded})
         else:
-            self._send_json(404, {"error": "not found"})
+            self.send_json(404, {"error": "not found"})
 
     def do_POST(self) -> None:
         try:
             body = self._read_json()
             if self.path == "/_bench/reset":
                 self.server.state.records.clear()
-                self._send_json(200, {"ok": True})
+                self.send_json(200, {"ok": True})
             elif self.path == "/api/show":
                 self._show(body)
             elif self.path == "/api/chat":
@@ -428,9 +390,9 @@ class Handler(BaseHTTPRequestHandler):
             elif self.path == "/api/generate":
                 self._run(body, chat=False)
             else:
-                self._send_json(404, {"error": "not found"})
+                self.send_json(404, {"error": "not found"})
         except BadRequest as exc:
-            self._send_json(exc.status, {"error": exc.message})
+            self.send_json(exc.status, {"error": exc.message})
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -456,7 +418,7 @@ class Handler(BaseHTTPRequestHandler):
         name = body.get("model") or body.get("name") or ""
         if name != host.name:
             raise BadRequest(404, f"model '{name}' not found")
-        self._send_json(
+        self.send_json(
             200,
             {
                 "modelfile": f"FROM {host.path.name}",
@@ -541,7 +503,7 @@ class Handler(BaseHTTPRequestHandler):
             host.touch(keep_alive_s)
             self._send_done(chat, record, started, stream_lines=False, text=text)
             return
-        self._start_stream()
+        self.start_stream("application/x-ndjson")
         try:
             try:
                 for piece in pieces:
@@ -555,7 +517,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._line({"error": f"{type(exc).__name__}: {exc}"})
             else:
                 self._send_done(chat, record, started, stream_lines=True)
-            self._end_stream()
+            self.end_stream()
         except (BrokenPipeError, ConnectionResetError):
             # The agent closes the stream once it has a complete code block: the model stops writing.
             record.error = "client_closed"
@@ -593,7 +555,7 @@ class Handler(BaseHTTPRequestHandler):
         if stream_lines:
             self._line(done)
         else:
-            self._send_json(200, done)
+            self.send_json(200, done)
 
 
 class RealModelServer(ThreadingHTTPServer):
