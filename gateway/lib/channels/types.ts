@@ -1,5 +1,7 @@
-// The project's own message types: every channel turns its wire format into an
-// InboundMessage at the edge and receives an OutboundMessage back.
+// The project's own message types and the one contract every channel module
+// implements: its inbound side turns a signed delivery into InboundMessages,
+// its outbound side delivers an OutboundMessage. Nothing outside a channel's
+// own module and the table in ./index.ts compares a channel's name.
 
 export const channelNames = ["webchat", "whatsapp", "nextcloud"] as const;
 export type ChannelName = (typeof channelNames)[number];
@@ -8,13 +10,17 @@ export interface InboundMessage {
   channel: ChannelName;
   /** The thread on that channel: webchat thread id, phone number, Talk room token. */
   channelId: string;
-  /** The channel's id for this message; a redelivery with the same id is ignored. */
+  /** The channel's id for this message; a redelivery with the same id is ignored. Cron: `cron:<job>:<slot>`. */
   externalId: string;
   /** The message, or an image's caption. */
   text: string;
   /** A model category or Ollama model id; the conversation's model when absent. */
   model?: string;
-  /** "voice" gets a fixed answer (not supported yet) without calling the agent. */
+  /** "conversation" (the default): `model` becomes the conversation's; "turn": this turn only (a cron job's model). */
+  modelScope?: "conversation" | "turn";
+  /** The title of a conversation this message starts (default: the text's first line). */
+  title?: string;
+  /** A kind the agent cannot take (a voice note) gets the channel's `cannedReply` without calling the agent. */
   kind?: "text" | "image" | "voice";
   /** The channel's media id: the image is downloaded when the turn runs, so a resumed turn still has it. */
   media?: { id: string; mimeType: string };
@@ -33,8 +39,24 @@ export interface OutboundMessage {
   onChunkSent?: (sentChunks: number) => Promise<void>;
 }
 
+/** What the pipeline and the receiver ask of a channel instead of its name. */
+export interface ChannelCapabilities {
+  /**
+   * The owner reads the turn live on the gateway's own stream (the webchat): it starts at once, a
+   * failure is shown there instead of retried later, and nothing is left to deliver afterwards.
+   */
+  streams: boolean;
+  /** The channel can show buttons or lists the owner taps. */
+  interactive: boolean;
+  /** The longest single message the channel takes, in characters; longer answers are split. */
+  maxMessageChars: number;
+  /** How answers are formatted for it. */
+  formatting: "markdown" | "whatsapp" | "plain";
+}
+
 export interface Channel {
   name: ChannelName;
+  capabilities: ChannelCapabilities;
   /**
    * Delivers the answer. A failure is an AppError; `detail.retryable` says a
    * later attempt may succeed, `detail.sentChunks` how many parts went out.
@@ -44,4 +66,32 @@ export interface Channel {
   markRead?(externalId: string): Promise<void>;
   /** An inbound image as plain base64, for the agent. */
   downloadImage?(mediaId: string): Promise<{ data: string; mimeType: string }>;
+  /** The fixed answer to a message the agent cannot take (a voice note), in the persona's language (`fr`, `en`…). */
+  cannedReply?(kind: NonNullable<InboundMessage["kind"]>, lang: string): string | undefined;
+}
+
+/** What one signed delivery held: the messages to store, and how many events were left aside. */
+export interface ParsedDelivery {
+  messages: InboundMessage[];
+  /** Events that are not messages for the assistant (statuses, reactions, unsupported types). */
+  ignored: number;
+}
+
+/** The inbound side of a channel that receives webhooks (lib/webhooks.ts `receive`). */
+export interface InboundChannel {
+  name: ChannelName;
+  /** Largest body read, in bytes: more is 413 before parsing. */
+  maxBodyBytes: number;
+  /** The secret the signature is computed with, or an AppError (503) saying what to set. */
+  secret(): string;
+  /** The header that carries the signature, named in the 401's reason. */
+  signatureHeader: string;
+  /** Checks the signature over the raw bytes, before anything is parsed. */
+  verify(raw: Uint8Array, headers: Headers, secret: string): boolean;
+  /** The delivery's messages as InboundMessages (logging what it ignores, metadata only). */
+  parse(body: unknown): ParsedDelivery;
+  /** Whether the sender may reach the assistant (logs a refusal with the sender's id). */
+  isAllowed(message: InboundMessage): boolean;
+  /** The channel that answers, or an AppError (503) when sending is not configured. */
+  outbound(): Channel;
 }
