@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import * as login from "../app/api/auth/login/route";
 import * as logout from "../app/api/auth/logout/route";
 import * as chat from "../app/api/chat/route";
@@ -94,19 +94,35 @@ describe("authentication", () => {
   });
 
   it("slows down repeated failures", async () => {
-    const attempt = async () => {
-      const started = performance.now();
-      const response = await login.POST(post("/api/auth/login", { token: "wrong" }, {}));
-      expect(response.status).toBe(401);
-      return performance.now() - started;
-    };
-    expect((await login.POST(post("/api/auth/login", { token: TOKEN }, {}))).status).toBe(200);
-    for (let i = 0; i < 3; i++) expect(await attempt()).toBeLessThan(200);
-    expect(await attempt()).toBeGreaterThanOrEqual(450);
-    expect(await attempt()).toBeGreaterThanOrEqual(950);
-    // The right token still works once its turn comes, and resets the counter.
-    expect((await login.POST(post("/api/auth/login", { token: TOKEN }, {}))).status).toBe(200);
-    expect(await attempt()).toBeLessThan(200);
+    // The wait is the behaviour: on a fake clock, each login's wait is read off the clock, not raced against it.
+    vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
+    try {
+      /** Fires the login's timers as they come due; answers its status and how long it was held back. */
+      const timedLogin = async (token: string) => {
+        const started = Date.now();
+        let settled = false;
+        const answer = login.POST(post("/api/auth/login", { token }, {})).finally(() => (settled = true));
+        for (let step = 0; !settled && step < 1000; step++) await vi.advanceTimersToNextTimerAsync();
+        expect(settled, "the login answered once its timers had fired").toBe(true);
+        return { status: (await answer).status, waitedMs: Date.now() - started };
+      };
+      const attempt = async () => {
+        const { status, waitedMs } = await timedLogin("wrong");
+        expect(status).toBe(401);
+        return waitedMs;
+      };
+      expect((await timedLogin(TOKEN)).status).toBe(200);
+      for (let i = 0; i < 3; i++) expect(await attempt()).toBe(0);
+      expect(await attempt()).toBe(500);
+      expect(await attempt()).toBe(1000);
+      // The right token still works once its turn comes, and resets the counter.
+      expect(await timedLogin(TOKEN)).toEqual({ status: 200, waitedMs: 2000 });
+      expect(await attempt()).toBe(0);
+      // Leaves no wait behind for the tests that follow (the gate's times are on the fake clock).
+      expect(await timedLogin(TOKEN)).toEqual({ status: 200, waitedMs: 0 });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("switches the webchat off while WEBCHAT_TOKEN is too short", async () => {
@@ -142,18 +158,27 @@ describe("POST /api/chat", () => {
   });
 
   it("stores the answer even when the browser leaves mid-stream", async () => {
-    agent.reply = () => ({ delayMs: 300, response: "late answer" });
-    const response = await chat.POST(post("/api/chat", { message: "then I left" }));
-    const reader = response.body!.getReader();
-    const first = new TextDecoder().decode((await reader.read()).value);
-    const conversationId = JSON.parse(/data: (.*)/.exec(first)![1]!).conversationId as string;
-    await reader.cancel();
-    await expect
-      .poll(async () => {
-        const body = await (await messages.GET(get(`/api/conversations/${conversationId}/messages`), params(conversationId))).json();
-        return body.messages.map((m: { content: string }) => m.content);
-      }, { timeout: 3000 })
-      .toEqual(["then I left", "late answer"]);
+    // The agent holds its answer until the browser has left: no race between the two.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    agent.reply = () => ({ holdAfterThinking: held, response: "late answer" });
+    try {
+      const response = await chat.POST(post("/api/chat", { message: "then I left" }));
+      const reader = response.body!.getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      const conversationId = JSON.parse(/data: (.*)/.exec(first)![1]!).conversationId as string;
+      await reader.cancel();
+      release();
+      // Bounded wait on the stored row itself; the bound is only reached when the answer is lost.
+      await expect
+        .poll(async () => {
+          const body = await (await messages.GET(get(`/api/conversations/${conversationId}/messages`), params(conversationId))).json();
+          return body.messages.map((m: { content: string }) => m.content);
+        }, { timeout: 15_000 })
+        .toEqual(["then I left", "late answer"]);
+    } finally {
+      release();
+    }
   });
 
   it("sends an error event and keeps the message when the agent is down", async () => {
