@@ -6,9 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,37 +17,21 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.sse import format_sse_event
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from errors import ServiceError
+from factory import build_runner, settings_or_exit
 from history import Turn
 from logs import configure_logging, request_id_var
 from media import save_images
-from model_router import ModelRegistry
-from redact import load_redactor
 from runner import AgentEvent, AgentRunner, ErrorEvent, FinalEvent, RunRequest, event_payload
 from schemas import MAX_IMAGES, RUN_ERRORS, ErrorBody, RunBody
-from settings import ConfigError, Settings, env_files, get_settings
-from tools import build_tools, tool_availability
-from warmup import Warmer
+from settings import Settings, get_settings
+from tools import tool_availability
 
 logger = logging.getLogger("agent.http")
 _KEY_IN_QUERY = re.compile(rb"(?:^|&)(?:key|api_key|apikey|token|access_token)=", re.IGNORECASE)
-
-
-def build_runner(settings: Settings) -> AgentRunner:
-    """The runner with its tools; with OLLAMA_WARM_UP, the default model is preloaded in the background."""
-    registry = ModelRegistry(settings)
-    registry.refresh()
-    runner = AgentRunner(settings, registry, build_tools(settings, registry.vision_model))
-    runner.warm_up()
-    if settings.ollama_warm_up:
-        warmer = Warmer(settings, registry, runner.system_prompt)
-        runner.on_model_used = warmer.used
-        warmer.start()
-    return runner
 
 
 def get_runner(request: Request) -> AgentRunner:
@@ -275,19 +257,6 @@ def __getattr__(name: str) -> FastAPI:
         globals()["app"] = create_app()
         return globals()["app"]
     raise AttributeError(name)
-
-
-def settings_or_exit() -> Settings:
-    """Settings for a process about to start; an invalid or unsafe configuration ends it with one clear log line."""
-    try:
-        settings = get_settings()
-        settings.check_startup()
-    except (ConfigError, ValidationError) as exc:
-        # No settings to take the secrets from: the same files and environment, read directly.
-        configure_logging(redactor=load_redactor(env_files(), os.environ))
-        logging.getLogger("agent").error("startup_refused", extra={"reason": str(exc)})
-        sys.exit(2)
-    return settings
 
 
 def serve() -> None:
