@@ -1,31 +1,41 @@
 import "server-only";
-import { getEnv, type Env } from "../env";
-import { createNextcloudChannel, createNextcloudClient } from "./nextcloud";
-import type { Channel, ChannelName } from "./types";
+import type { Env } from "../env";
+import { nextcloudChannel, nextcloudInbound, nextcloudStatus, nextcloudThreadId } from "./nextcloud";
+import type { Channel, ChannelName, InboundChannel } from "./types";
 import { webchat } from "./webchat";
-import { createWhatsAppChannel, createWhatsAppClient } from "./whatsapp";
+import { whatsappChannel, whatsappInbound, whatsappStatus, whatsappThreadId } from "./whatsapp";
 
-/**
- * The channels that can deliver answers, from the environment: WhatsApp needs
- * its access token and phone number id, Talk its base URL and bot secret.
- */
-export function buildChannels(env: Env): Partial<Record<ChannelName, Channel>> {
-  const channels: Partial<Record<ChannelName, Channel>> = { webchat };
-  const { accessToken, phoneNumberId, apiUrl } = env.whatsapp;
-  if (accessToken && phoneNumberId) {
-    channels.whatsapp = createWhatsAppChannel(createWhatsAppClient({ apiUrl, accessToken, phoneNumberId }));
-  }
-  const secret = env.secrets.NEXTCLOUD_BOT_SECRET;
-  if (env.nextcloud.baseUrl && secret.status === "ok") {
-    channels.nextcloud = createNextcloudChannel(createNextcloudClient({ baseUrl: env.nextcloud.baseUrl, secret: secret.value }));
-  }
-  return channels;
-}
+// The channel table: every channel module appears here once per side it has.
+// Adding a channel is one module in this folder and one row in each table it needs.
 
 let built: Partial<Record<ChannelName, Channel>> | undefined;
 
-/** Built on first use, once the environment is read. */
+/** The channels that can deliver answers, from the environment (built on first use). */
 export function channelsByName(): Partial<Record<ChannelName, Channel>> {
-  built ??= buildChannels(getEnv());
+  if (!built) {
+    const [whatsapp, nextcloud] = [whatsappChannel(), nextcloudChannel()];
+    built = { webchat, ...(whatsapp && { whatsapp }), ...(nextcloud && { nextcloud }) };
+  }
   return built;
 }
+
+/** The channels that receive signed webhooks, for lib/webhooks.ts `receive`. */
+export const inboundChannels = {
+  whatsapp: whatsappInbound,
+  nextcloud: nextcloudInbound,
+} satisfies Partial<Record<ChannelName, InboundChannel>>;
+
+/** What start-up logs for each webhook channel: "ok" or the first thing missing. */
+export const channelStatus = {
+  whatsapp: whatsappStatus,
+  nextcloud: nextcloudStatus,
+} satisfies Partial<Record<ChannelName, (env: Env) => string>>;
+
+/**
+ * A scheduled message's thread on the channel, normalised, or a 400 (`bad_request:cron`) saying
+ * what it should look like. The webchat's check needs the database and lives with the cron jobs.
+ */
+export const threadIdCheck: Partial<Record<ChannelName, (id: string) => string>> = {
+  whatsapp: whatsappThreadId,
+  nextcloud: nextcloudThreadId,
+};

@@ -24,6 +24,8 @@ export interface InboundMessage {
   kind?: "text" | "image" | "voice";
   /** The channel's media id: the image is downloaded when the turn runs, so a resumed turn still has it. */
   media?: { id: string; mimeType: string };
+  /** Who sent it, when that is not `channelId` (a Talk actor such as `users/alice`): for the channel's allow-list only, never stored. */
+  sender?: string;
 }
 
 export interface OutboundMessage {

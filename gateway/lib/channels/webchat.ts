@@ -4,5 +4,7 @@ import type { Channel } from "./types";
 // database; once the answer is stored there is nothing left to send.
 export const webchat: Channel = {
   name: "webchat",
+  // One message of any length, Markdown rendered in the page.
+  capabilities: { streams: true, interactive: false, maxMessageChars: Number.POSITIVE_INFINITY, formatting: "markdown" },
   async send() {},
 };
