@@ -258,9 +258,9 @@ async function measureHistory(databaseUrl: string): Promise<number[]> {
   const holder = globalThis as unknown as { myClawPrisma?: InstanceType<typeof PrismaClient> };
   await holder.myClawPrisma?.$disconnect();
   holder.myClawPrisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: databaseUrl }) });
-  // lib/db.ts keeps its client on globalThis; swapping it points the real
-  // queries module at this database.
-  const { getHistory } = await import("../lib/queries");
+  // lib/db/client.ts keeps its client on globalThis; swapping it points the real
+  // data modules at this database.
+  const { getHistory } = await import("../lib/turns/history");
   for (let i = 0; i < 20; i++) await getHistory({ conversationId: "bench-target" });
   const times: number[] = [];
   for (let i = 0; i < HISTORY_CALLS; i++) {

@@ -3,7 +3,6 @@ import https from "node:https";
 import { z } from "zod";
 import { AppError } from "./errors";
 import { agentApiKey, getEnv } from "./env";
-import type { HistoryEntry } from "./queries";
 import { parseSse } from "./sse";
 
 // HTTP client for the Python agent. Built on node:http rather than fetch: Node's
@@ -11,6 +10,12 @@ import { parseSse } from "./sse";
 // bodyTimeout), below the 360 s a long agent run is allowed.
 
 export const AGENT_TIMEOUT_MS = 360_000;
+
+/** One earlier message of the conversation, as the agent's /run takes it. */
+export interface HistoryEntry {
+  role: "user" | "assistant";
+  content: string;
+}
 
 export interface AgentRequest {
   message: string;

@@ -3,17 +3,14 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { AppError } from "./errors";
 import { logger } from "./logger";
-import { getConversationById } from "./queries";
+import { modelSchema } from "./cron-job-schema";
+import { getConversationById } from "./db/conversations";
 import { encodeSse, sseKeepAlive } from "./sse";
-import { runTurn, type TurnEvent } from "./turn";
+import { turnRunner, type TurnEvent } from "./turns/runner";
 
 // The webchat's side of a turn: the browser's request becomes an InboundMessage,
 // and the turn's events become our SSE stream. The turn does not depend on the
 // stream: if the browser leaves, the answer is still stored.
-
-export const modelSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][\w.:/-]{0,99}$/, "use a category (fast, smart, main, vision, code, reason) or an Ollama model id");
 
 export const chatSchema = z.object({
   // The agent takes at most 32 000 characters; refusing more here keeps a doomed turn out of the history.
@@ -93,22 +90,20 @@ export async function startChat({ message, conversationId, model }: ChatBody): P
 
   let accepted!: () => void;
   const isAccepted = new Promise<void>((resolve) => (accepted = resolve));
-  const turn = runTurn(
-    { channel: "webchat", channelId, externalId: randomUUID(), text: message, model },
-    {
-      onEvent: (event) => {
-        if (event.type === "accepted") accepted();
-        const bytes = toSse(event);
-        if (bytes) write(bytes);
-      },
-    },
-  ).finally(() => {
-    clearInterval(keepAlive);
-    if (isOpen) {
-      isOpen = false;
-      controller.close();
-    }
-  });
+  const listener = (event: TurnEvent) => {
+    if (event.type === "accepted") accepted();
+    const bytes = toSse(event);
+    if (bytes) write(bytes);
+  };
+  const turn = turnRunner()
+    .runTurn({ channel: "webchat", channelId, externalId: randomUUID(), text: message, model }, { listener })
+    .finally(() => {
+      clearInterval(keepAlive);
+      if (isOpen) {
+        isOpen = false;
+        controller.close();
+      }
+    });
 
   // Storing failed: no stream, a plain error response.
   await Promise.race([isAccepted, turn]);

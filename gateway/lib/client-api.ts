@@ -1,7 +1,11 @@
 // Browser-side calls to the gateway's API. Shapes mirror the route handlers.
+import type { ChannelName } from "./channels/types";
+import type { CronJobInput, CronJobView } from "./cron-job-schema";
 import { bodyChunks, parseSse } from "./sse";
 
-export type ChannelName = "webchat" | "whatsapp" | "nextcloud";
+export type { ChannelName } from "./channels/types";
+export type { CronJobInput } from "./cron-job-schema";
+export type CronJob = CronJobView;
 
 export interface ConversationSummary {
   id: string;
@@ -47,27 +51,6 @@ export interface Persona {
   persona_name: string;
   persona_lang: string;
   system_prompt: string;
-}
-
-/** A cron job's editable fields; the server stores the same shape (queries.CronJobFields). */
-export interface CronJobInput {
-  name: string;
-  schedule: string;
-  prompt: string;
-  channel: ChannelName;
-  /** WhatsApp number, Talk token, or webchat conversation id (empty: a new conversation). */
-  channelId: string;
-  model: string;
-  enabled: boolean;
-}
-
-export interface CronJob extends CronJobInput {
-  id: string;
-  lastRun: string | null;
-  lastStatus: "running" | "ok" | "retrying" | "failed" | null;
-  lastError: string | null;
-  lastDurationMs: number | null;
-  nextRun: string | null;
 }
 
 export class ApiError extends Error {

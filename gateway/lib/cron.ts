@@ -7,15 +7,19 @@ import { dueSlot, type ScheduledJob } from "./cron-schedule";
 import { getEnv, requireSecret } from "./env";
 import { AppError } from "./errors";
 import { errorMeta, logger } from "./logger";
-import { finishCronRun, getTurnById, listCronJobs, startCronRun, type CronJobRow, type CronStatus } from "./queries";
+import type { ChannelName } from "./channels/types";
+import type { CronStatus } from "./cron-job-schema";
+import { listCronJobs, recordCronRun, type CronJobRow } from "./db/cron-jobs";
+import { getTurnById } from "./db/turns";
 import { recordFailedCredentials, refuseThrottledClient } from "./rate-limit";
-import { turnRunner } from "./turn";
+import { turnRunner } from "./turns/runner";
 
 // Proactive messages. The system crontab calls /api/cron every minute; each
-// call runs the enabled jobs that are due, each as a turn of the one pipeline
-// (lib/turn.ts), so the answer is stored in the job's conversation and sent by
-// its channel like any other. A run is claimed in the database before anything
-// else (queries.startCronRun), so overlapping calls never run a job twice.
+// call submits the enabled jobs that are due to the one turn pipeline
+// (lib/turns/runner.ts) as InboundMessages, so the answer is stored in the job's
+// conversation and sent by its channel like any other. Each slot's message has
+// the external id `cron:<job>:<slot>`, and a turn's (channel, externalId) is
+// unique: overlapping calls never run a slot twice. The run's status is its turn's.
 
 /** How long /api/cron waits for the runs before answering; slower runs go on and report "running". */
 export const CRON_WAIT_MS = 20_000;
@@ -64,47 +68,44 @@ export function asScheduled(job: CronJobRow): ScheduledJob {
   return { schedule: job.schedule, enabled: job.enabled, lastRun, createdAt: job.scheduleSince };
 }
 
-function statusOfTurn(state: string | undefined): CronStatus {
-  if (state === "delivered") return "ok";
-  if (state === "failed" || state === undefined) return "failed";
-  return "retrying"; // kept for the sweep: the agent or the channel was unavailable
+/** A run's status, from its turn's state (and whether a retry is scheduled). */
+export function statusOfTurn(turn: { state: string; lastError: string | null } | null | undefined): CronStatus {
+  if (turn?.state === "delivered") return "ok";
+  if (!turn || turn.state === "failed") return "failed";
+  return turn.lastError ? "retrying" : "running"; // kept for the sweep: the agent or the channel was unavailable
 }
 
-/** Claims and starts one run; null when another caller holds it. `done` settles when the turn is over. */
+/** Submits one run as a turn; null when the slot's turn exists already. `done` settles when the turn is over. */
 async function startRun(job: CronJobRow, slot: Date | null): Promise<{ job: CronJobRow; done: Promise<CronRunResult> } | null> {
   const runAt = new Date();
-  const externalId = slot ? `cron:${job.id}:${slot.toISOString()}` : `cron:${job.id}:now:${randomUUID()}`;
-  const started = await startCronRun({
-    jobId: job.id,
-    ...(slot ? { claimFrom: job.lastRun } : {}),
-    runAt,
-    externalId,
-    text: cronPromptText(job.name, job.prompt),
-    // The sweep leaves it to this run, as it does a webhook's.
-    nextAttemptAt: new Date(runAt.getTime() + getEnv().turns.graceMs),
-  });
-  if (!started) {
+  const [started] = await turnRunner().submit(
+    [
+      {
+        channel: job.channel as ChannelName,
+        channelId: job.channelId,
+        externalId: slot ? `cron:${job.id}:${slot.toISOString()}` : `cron:${job.id}:now:${randomUUID()}`,
+        text: cronPromptText(job.name, job.prompt),
+        model: job.model,
+        modelScope: "turn",
+        title: job.name,
+      },
+    ],
+    { markRead: false },
+  );
+  if (!started || started.isDuplicate) {
     logger.info("cron.already_claimed", { jobId: job.id });
     return null;
   }
+  await recordCronRun({ id: job.id, runAt, turnId: started.turnId });
   const meta = { jobId: job.id, turnId: started.turnId, channel: job.channel, model: job.model, manual: slot === null };
   logger.info("cron.started", meta);
   const done = (async (): Promise<CronRunResult> => {
-    const [outcome] = await turnRunner().runAccepted([{ ...started, isDuplicate: false }]);
-    // No outcome: someone else ran the turn (the sweep after a restart); its row tells how it went.
-    const stored = outcome ? undefined : await getTurnById({ id: started.turnId });
-    const status = statusOfTurn(outcome?.state ?? stored?.state);
-    const reason = outcome?.error ? `${outcome.error.code}: ${outcome.error.message}` : stored?.lastError;
-    const error = status === "ok" ? null : (reason ?? "the run did not finish; see the gateway's logs");
-    const durationMs = Date.now() - runAt.getTime();
-    await finishCronRun({ id: job.id, runAt, status, error, durationMs });
-    logger.info("cron.finished", { ...meta, status, durationMs, code: outcome?.error?.code });
+    const outcome = await started.done;
+    const status = statusOfTurn(await getTurnById({ id: started.turnId }));
+    logger.info("cron.finished", { ...meta, status, durationMs: Date.now() - runAt.getTime(), code: outcome?.error?.code });
     return { name: job.name, status };
-  })().catch(async (caught: unknown) => {
+  })().catch((caught: unknown) => {
     logger.error("cron.crashed", { ...meta, ...errorMeta(caught) });
-    await finishCronRun({ id: job.id, runAt, status: "failed", error: "the gateway hit an unexpected error; see its logs", durationMs: Date.now() - runAt.getTime() }).catch(
-      () => undefined,
-    );
     return { name: job.name, status: "failed" as const };
   });
   return { job, done };

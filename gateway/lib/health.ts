@@ -1,6 +1,6 @@
 import "server-only";
 import { getEnv } from "./env";
-import { pingDatabase } from "./queries";
+import { pingDatabase } from "./db/client";
 
 // Public health report: component states and latencies only, never URLs,
 // paths, versions or secrets.

@@ -1,6 +1,6 @@
 import "server-only";
 import { personaFrom, personaSchema, type Persona } from "./persona";
-import { getSettings, saveSettings } from "./queries";
+import { getSettings, saveSettings } from "./db/settings";
 
 export const settingsUpdateSchema = personaSchema.partial().strict();
 

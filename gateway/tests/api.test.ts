@@ -8,7 +8,7 @@ import * as conversations from "../app/api/conversations/route";
 import * as health from "../app/api/health/route";
 import * as models from "../app/api/models/route";
 import * as settings from "../app/api/settings/route";
-import { getOrCreateConversation } from "../lib/queries";
+import { getOrCreateConversation } from "../lib/db/conversations";
 import { bodyChunks, parseSse, type SseEvent } from "../lib/sse";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 

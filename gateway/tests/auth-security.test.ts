@@ -14,8 +14,8 @@ import * as settings from "../app/api/settings/route";
 import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
-import { db } from "../lib/db";
-import { getOrCreateConversation } from "../lib/queries";
+import { db } from "../lib/db/client";
+import { getOrCreateConversation } from "../lib/db/conversations";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "./support/wire";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as cron from "../app/api/cron/route";
-import { db } from "../lib/db";
+import { db } from "../lib/db/client";
 
 // A CRON_SECRET shorter than 32 characters switches the endpoint off: 503 with
 // the reason, whatever the caller sends (the environment is read once, on first use).

@@ -4,9 +4,10 @@ import * as cronJob from "../app/api/cron-jobs/[id]/route";
 import * as cronJobs from "../app/api/cron-jobs/route";
 import * as cron from "../app/api/cron/route";
 import { backgroundIdle } from "../lib/background";
+import { listJobs } from "../lib/cron-jobs";
 import { parseCronPrompt } from "../lib/cron-prompt";
-import { db } from "../lib/db";
-import { listMessagesByConversation } from "../lib/queries";
+import { db } from "../lib/db/client";
+import { listMessagesByConversation } from "../lib/db/messages";
 import { UNFINISHED_NOTE } from "../lib/unfinished-note";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
@@ -101,13 +102,15 @@ describe("/api/cron", () => {
     expect(messages.map((m) => m.role)).toEqual(["user", "assistant"]);
     expect(parseCronPrompt(messages[0]!.content)).toEqual({ jobName: "Bonjour web", prompt: "Dis bonjour au web" });
     expect(messages[1]!.content).toContain("Dis bonjour au web");
-    expect(agent.runs().find((run) => run.message.includes("web"))?.system_prompt).toBeTruthy();
+    // The persona goes with the job's prompt, as with any message.
+    expect(agent.runs().find((run) => run.message.includes("web"))?.system_prompt).toMatch(/^You are .+, the owner's personal assistant\./);
 
     // The same minute again: nothing is due.
     const again = await callCron();
     expect(await again.json()).toMatchObject({ ran: [], skipped: 2 });
     expect(agent.runs()).toHaveLength(2);
-    const jobs = await db().cronJob.findMany();
+    const { jobs } = await listJobs();
+    expect(jobs).toHaveLength(2);
     expect(jobs.every((job) => job.lastStatus === "ok" && job.lastError === null && job.lastRun && job.lastDurationMs !== null)).toBe(true);
   });
 
@@ -144,7 +147,7 @@ describe("/api/cron", () => {
     expect(summary.skipped).toBe(1);
     expect(text).not.toMatch(/secret-prompt|Echo/);
 
-    const byName = Object.fromEntries((await db().cronJob.findMany()).map((job) => [job.name, job]));
+    const byName = Object.fromEntries((await listJobs()).jobs.map((job) => [job.name, job]));
     expect(byName["agent down"]).toMatchObject({ lastStatus: "failed", lastError: expect.stringContaining("unavailable:agent") });
     expect(byName["window closed"]).toMatchObject({ lastStatus: "failed", lastError: expect.stringContaining("24 hours") });
     expect(byName.fine).toMatchObject({ lastStatus: "ok", lastError: null });
@@ -230,16 +233,14 @@ describe("/api/cron-jobs", () => {
 });
 
 describe("claiming a run", () => {
-  it("lets one of two callers that read the same lastRun win", async () => {
-    const { startCronRun } = await import("../lib/queries");
+  it("lets one of three callers that see the same slot run it: the slot's turn key is unique", async () => {
+    const { runDueCronJobs } = await import("../lib/cron");
     const job = await dueJob({ name: "race" });
-    const claim = (n: number) =>
-      startCronRun({ jobId: job.id, claimFrom: null, runAt: new Date(), externalId: `cron:${job.id}:race-${n}`, text: "x", nextAttemptAt: new Date(Date.now() + 60_000) });
-    const results = await Promise.all([claim(1), claim(2), claim(3)]);
-    expect(results.filter(Boolean)).toHaveLength(1);
-    // The same slot twice is refused by the turn's unique (channel, externalId) too.
-    const again = await startCronRun({ jobId: job.id, runAt: new Date(), externalId: results.find(Boolean)!.externalId, text: "x", nextAttemptAt: new Date() });
-    expect(again).toBeNull();
+    const summaries = await Promise.all([1, 2, 3].map(() => runDueCronJobs()));
+    expect(summaries.flatMap((summary) => summary.ran)).toEqual([{ name: "race", status: "ok" }]);
+    const turns = await db().turn.findMany({ where: { externalId: { startsWith: `cron:${job.id}:` } } });
+    expect(turns.map((turn) => turn.externalId)).toEqual([expect.stringMatching(new RegExp(`^cron:${job.id}:\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:00\\.000Z$`))]);
+    expect(agent.runs()).toHaveLength(1);
   });
 });
 
@@ -250,24 +251,26 @@ describe("slow and orphaned runs", () => {
     agent.reply = () => ({ delayMs: 400 });
     const summary = await runDueCronJobs({ waitMs: 50 });
     expect(summary.ran).toEqual([{ name: "slow", status: "running" }]);
-    expect((await db().cronJob.findFirstOrThrow()).lastStatus).toBe("running");
+    expect((await listJobs()).jobs).toMatchObject([{ lastStatus: "running", lastDurationMs: null }]);
     await backgroundIdle();
-    expect(await db().cronJob.findFirstOrThrow()).toMatchObject({ lastStatus: "ok", lastError: null });
+    expect((await listJobs()).jobs).toMatchObject([{ lastStatus: "ok", lastError: null, lastDurationMs: expect.any(Number) }]);
   });
 
   it("gives a webchat job whose conversation was deleted a new one", async () => {
     const job = await dueJob({ name: "orphan" });
     await db().conversation.delete({ where: { id: job.channelId } });
     expect(await (await callCron()).json()).toMatchObject({ ran: [{ name: "orphan", status: "ok" }] });
-    const { channelId } = await db().cronJob.findUniqueOrThrow({ where: { id: job.id } });
+    // The job keeps its thread; the API shows the thread's new conversation.
+    const [{ channelId } = { channelId: "" }] = (await listJobs()).jobs;
     expect(channelId).not.toBe(job.channelId);
+    expect(await db().conversation.findUniqueOrThrow({ where: { id: channelId } })).toMatchObject({ channel: "webchat", title: "orphan" });
     expect(await listMessagesByConversation({ conversationId: channelId })).toHaveLength(2);
   });
 });
 
 describe("a run finished later by the sweep", () => {
   it("is retried by a later /api/cron call and then reported ok from its turn", async () => {
-    const { turnRunner } = await import("../lib/turn");
+    const { turnRunner } = await import("../lib/turns/runner");
     const job = await dueJob({ name: "flaky", channel: "whatsapp", channelId: owner });
     agent.reply = () => ({ status: 503, error: { error: "Ollama is down", code: "unavailable:ollama" } });
     expect(await (await callCron()).json()).toMatchObject({ ran: [{ name: "flaky", status: "retrying" }] });

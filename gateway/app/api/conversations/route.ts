@@ -1,6 +1,6 @@
 import { requireOwner } from "@/lib/auth";
 import { route } from "@/lib/http";
-import { listConversations } from "@/lib/queries";
+import { listConversations } from "@/lib/db/conversations";
 
 // Every channel's conversations, so WhatsApp and Talk threads can be read here too.
 export const GET = route(async (request) => {

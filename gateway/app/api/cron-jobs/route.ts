@@ -1,5 +1,6 @@
 import { requireOwner } from "@/lib/auth";
-import { createJob, cronJobCreateSchema, listJobs } from "@/lib/cron-jobs";
+import { cronJobCreateSchema } from "@/lib/cron-job-schema";
+import { createJob, listJobs } from "@/lib/cron-jobs";
 import { readJson, route } from "@/lib/http";
 
 export const GET = route(async (request) => {

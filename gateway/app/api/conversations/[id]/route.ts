@@ -1,7 +1,7 @@
 import { requireOwner } from "@/lib/auth";
 import { AppError } from "@/lib/errors";
 import { parseId, route } from "@/lib/http";
-import { deleteConversationById } from "@/lib/queries";
+import { deleteConversationById } from "@/lib/db/conversations";
 
 export const DELETE = route(async (request, { params }: { params: Promise<{ id: string }> }) => {
   await requireOwner(request);

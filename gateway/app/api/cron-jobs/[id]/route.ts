@@ -1,5 +1,6 @@
 import { requireOwner } from "@/lib/auth";
-import { cronJobPatchSchema, deleteJob, updateJob } from "@/lib/cron-jobs";
+import { cronJobPatchSchema } from "@/lib/cron-job-schema";
+import { deleteJob, updateJob } from "@/lib/cron-jobs";
 import { readJson, route } from "@/lib/http";
 
 type Params = { params: Promise<{ id: string }> };

@@ -1,7 +1,8 @@
 import { requireOwner } from "@/lib/auth";
 import { AppError } from "@/lib/errors";
 import { parseId, route } from "@/lib/http";
-import { getConversationById, listMessagesByConversation } from "@/lib/queries";
+import { getConversationById } from "@/lib/db/conversations";
+import { listMessagesByConversation } from "@/lib/db/messages";
 
 export const GET = route(async (request, { params }: { params: Promise<{ id: string }> }) => {
   await requireOwner(request);

@@ -1,0 +1,152 @@
+import "server-only";
+import type { AgentClient, AgentRequest, AgentResult } from "../agent-client";
+import type { Channel, ChannelName } from "../channels/types";
+import { getSettings } from "../db/settings";
+import { markTurnDelivered, markTurnFailed, saveTurnProgress, scheduleTurnRetry, type ClaimedTurn } from "../db/turns";
+import type { TurnState } from "../db/messages";
+import { AppError, isAppError } from "../errors";
+import { errorMeta, logger } from "../logger";
+import { buildSystemPrompt, personaFrom } from "../persona";
+import { answerText } from "../unfinished-note";
+import { getHistory } from "./history";
+import type { Listeners } from "./listeners";
+import { decideFailure, type RetryPolicy } from "./retry";
+import { saveAnswer } from "./store";
+
+// One attempt at a claimed turn: ask the agent unless it already answered,
+// store the answer, hand it to the channel; a failure is retried later or
+// recorded, never thrown.
+
+export interface TurnOutcome {
+  turnId: string;
+  conversationId: string;
+  state: TurnState;
+  isDuplicate: boolean;
+  answer?: { response: string; model: string };
+  error?: AppError;
+}
+
+export interface AttemptDeps {
+  agent: AgentClient;
+  channels: Partial<Record<ChannelName, Channel>>;
+  policy: RetryPolicy;
+  listeners: Listeners;
+}
+
+type Answer = Pick<AgentResult, "response" | "model" | "steps" | "finished"> & { historyLength: number };
+
+export function createAttempt({ agent, channels, policy, listeners }: AttemptDeps) {
+  const channelOf = (turn: ClaimedTurn) => channels[turn.channel as ChannelName];
+
+  async function callAgent(turnId: string, request: AgentRequest): Promise<AgentResult> {
+    if (!listeners.isWatched(turnId)) return agent.run(request);
+    let result: AgentResult | undefined;
+    for await (const event of agent.stream(request)) {
+      if (event.type === "final") result = event.result;
+      else listeners.emit(turnId, event);
+    }
+    if (!result) throw new AppError("upstream:agent", "The agent's stream ended without an answer.");
+    return result;
+  }
+
+  /** Retried later (the turn stays in `stay`) or failed for good; returns the state it is left in. */
+  async function settleFailure(turn: ClaimedTurn, error: AppError, stay: "received" | "answered"): Promise<TurnState> {
+    const canRetry = !channelOf(turn)?.capabilities.streams;
+    const decision = decideFailure(policy, { attempts: turn.attempts, error, canRetry });
+    if (decision.retry) {
+      await scheduleTurnRetry({ id: turn.id, error: decision.reason, nextAttemptAt: decision.nextAttemptAt });
+      return stay;
+    }
+    await markTurnFailed({ id: turn.id, error: decision.reason });
+    if (decision.gaveUp) logger.warn("turn.gave_up", { turnId: turn.id, channel: turn.channel, attempts: turn.attempts, code: error.code });
+    return "failed";
+  }
+
+  async function deliver(turn: ClaimedTurn, text: string): Promise<{ state: TurnState; error?: AppError }> {
+    const channel = channelOf(turn);
+    const meta = { turnId: turn.id, channel: turn.channel, attempt: turn.attempts };
+    try {
+      if (!channel) throw new AppError("unavailable:config", `The ${turn.channel} channel is not configured; see README.`);
+      await channel.send({
+        channel: channel.name,
+        channelId: turn.conversation.channelId,
+        conversationId: turn.conversationId,
+        replyTo: turn.externalId,
+        text,
+        startChunk: turn.sentChunks,
+        onChunkSent: async (sentChunks) => void (await saveTurnProgress({ id: turn.id, sentChunks })),
+      });
+      await markTurnDelivered({ id: turn.id });
+      if (!channel.capabilities.streams) logger.info("turn.delivered", meta);
+      return { state: "delivered" };
+    } catch (caught) {
+      const error = isAppError(caught) ? caught : new AppError("upstream:channel", "The channel failed to send the answer.", { cause: caught });
+      const state = await settleFailure(turn, error, "answered");
+      logger.warn("turn.send_failed", { ...meta, state, code: error.code, ...error.detail, ...(isAppError(caught) ? {} : errorMeta(caught)) });
+      return { state, error };
+    }
+  }
+
+  async function answer(turn: ClaimedTurn): Promise<Answer> {
+    const persona = personaFrom(await getSettings());
+    const channel = channelOf(turn);
+    const canned = turn.kind === "text" ? undefined : channel?.cannedReply?.(turn.kind as "image" | "voice", persona.persona_lang.split("-")[0] ?? "en");
+    if (canned !== undefined) return { response: canned, model: "none", steps: 0, finished: true, historyLength: 0 };
+    const image = turn.mediaId && channel?.downloadImage ? await channel.downloadImage(turn.mediaId) : undefined;
+    const history = await getHistory({ conversationId: turn.conversationId });
+    const result = await callAgent(turn.id, {
+      message: turn.userMessage.content,
+      history,
+      model: turn.model,
+      systemPrompt: buildSystemPrompt(persona),
+      ...(image ? { images: [image.data] } : {}),
+    });
+    return { ...result, historyLength: history.length };
+  }
+
+  /** Runs the claimed turn to its next state; agent and channel failures are recorded and returned. */
+  return async function attempt(turn: ClaimedTurn): Promise<TurnOutcome> {
+    const started = performance.now();
+    const base = { turnId: turn.id, conversationId: turn.conversationId, isDuplicate: false };
+    const meta = { turnId: turn.id, conversationId: turn.conversationId, channel: turn.channel, attempt: turn.attempts };
+    if (turn.state === "answered" && turn.answerMessage) {
+      const { content, model } = turn.answerMessage;
+      const { state, error } = await deliver(turn, content);
+      return { ...base, state, answer: { response: content, model: model ?? "" }, error };
+    }
+    try {
+      const result = await answer(turn);
+      // The one place the answer's text is settled: stored, streamed and sent as it is here.
+      const response = answerText(result.response, result.finished);
+      await saveAnswer({ turnId: turn.id, content: response, model: result.model });
+      logger.info("turn.answered", {
+        ...meta,
+        model: result.model,
+        steps: result.steps,
+        finished: result.finished,
+        historyLength: result.historyLength,
+        durationMs: Math.round(performance.now() - started),
+      });
+      listeners.emit(turn.id, { type: "final", conversationId: turn.conversationId, response, model: result.model, finished: result.finished });
+      const { state, error } = await deliver(turn, response);
+      return { ...base, state, answer: { response, model: result.model }, error };
+    } catch (caught) {
+      // An unexpected error inside the gateway may clear (a full disk, a locked file): a channel's
+      // turn is tried again like any retryable failure, and fails with the reason after the last attempt.
+      const error = isAppError(caught)
+        ? caught
+        : new AppError("internal:chat", "The turn failed inside the gateway; see its logs.", { cause: caught, detail: { retryable: true } });
+      const state = await settleFailure(turn, error, "received").catch(() => "failed" as const);
+      logger.warn("turn.failed", {
+        ...meta,
+        state,
+        code: error.code,
+        durationMs: Math.round(performance.now() - started),
+        ...error.detail,
+        ...(isAppError(caught) ? {} : errorMeta(caught)),
+      });
+      listeners.emit(turn.id, { type: "error", error });
+      return { ...base, state, error };
+    }
+  };
+}
