@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -58,6 +58,39 @@ describe("migrations on a file in use", () => {
       other.close();
     }
     expect(await applyMigrations(`file:${file}`)).toEqual([]);
+  });
+});
+
+describe("the cron_runs_are_turns migration", () => {
+  it("gives a webchat job its conversation's thread id and leaves other channels' ids alone", async () => {
+    const scratch = mkdtempSync(path.join(tmpdir(), "my-claw-upgrade-"));
+    const before = path.join(scratch, "migrations");
+    const folders = readdirSync(migrationsDir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    const upgrade = folders.findIndex((name) => name.endsWith("_cron_runs_are_turns"));
+    expect(upgrade).toBeGreaterThan(0);
+    cpSync(path.join(migrationsDir, "migration_lock.toml"), path.join(before, "migration_lock.toml"));
+    for (const name of folders.slice(0, upgrade)) cpSync(path.join(migrationsDir, name), path.join(before, name), { recursive: true });
+    const url = `file:${path.join(scratch, "old.db")}`;
+    await applyMigrations(url, before);
+
+    const old = new Database(databasePath(url));
+    old.prepare(`INSERT INTO "Conversation" (id, channel, channelId, updatedAt) VALUES ('conv-1', 'webchat', 'thread-1', 0)`).run();
+    const job = old.prepare(`INSERT INTO "CronJob" (id, name, schedule, prompt, channel, channelId, lastStatus) VALUES (?, ?, '* * * * *', 'p', ?, ?, 'ok')`);
+    job.run("job-web", "web", "webchat", "conv-1");
+    job.run("job-gone", "gone", "webchat", "conv-deleted");
+    job.run("job-wa", "wa", "whatsapp", "conv-1");
+    old.close();
+
+    expect(await applyMigrations(url)).toEqual([folders[upgrade]]);
+    const upgraded = new Database(databasePath(url), { readonly: true });
+    const rows = upgraded.prepare(`SELECT * FROM "CronJob" ORDER BY id`).all() as Record<string, unknown>[];
+    upgraded.close();
+    expect(rows.map((row) => [row.id, row.channelId])).toEqual([
+      ["job-gone", "conv-deleted"],
+      ["job-wa", "conv-1"],
+      ["job-web", "thread-1"],
+    ]);
+    expect(rows[0]).not.toHaveProperty("lastStatus");
   });
 });
 
