@@ -2,6 +2,7 @@
 
 import Link from "next/link";
 import { useCallback, useEffect, useRef, useState } from "react";
+import { viewOf } from "@/lib/channels/views";
 import { api, sendChat, type ChatMessage, type ConversationSummary } from "@/lib/client-api";
 import { Composer } from "./composer";
 import { ConversationList } from "./conversation-list";
@@ -85,7 +86,7 @@ export function Chat() {
   }, [fail]);
 
   const active = conversations.find((c) => c.id === activeId);
-  const isReadOnly = active !== undefined && active.channel !== "webchat";
+  const isReadOnly = active !== undefined && !viewOf(active.channel).writesHere;
   const isStreaming = live !== null;
 
   async function send(text: string) {

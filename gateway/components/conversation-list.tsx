@@ -1,9 +1,9 @@
 "use client";
 
 import Link from "next/link";
+import { viewOf } from "@/lib/channels/views";
 import type { ConversationSummary } from "@/lib/client-api";
 
-const channelLabel = { webchat: "web", whatsapp: "WhatsApp", nextcloud: "Talk" } as const;
 
 export function ConversationList({
   conversations,
@@ -41,7 +41,7 @@ export function ConversationList({
             >
               <span className="block truncate">{conversation.title ?? "Untitled"}</span>
               <span className="text-xs text-zinc-500">
-                {channelLabel[conversation.channel] ?? conversation.channel} · {new Date(conversation.updatedAt).toLocaleString()}
+                {viewOf(conversation.channel).shortLabel} · {new Date(conversation.updatedAt).toLocaleString()}
               </span>
             </button>
             <button

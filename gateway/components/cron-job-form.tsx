@@ -1,6 +1,8 @@
 "use client";
 
 import { useState } from "react";
+import { channelNames } from "@/lib/channels/types";
+import { channelViews } from "@/lib/channels/views";
 import type { ConversationSummary, CronJob, CronJobInput } from "@/lib/client-api";
 import { ModelSelect } from "./model-select";
 import { WhatsAppWindowNote } from "./whatsapp-window-note";
@@ -8,12 +10,7 @@ import { WhatsAppWindowNote } from "./whatsapp-window-note";
 export const field =
   "w-full rounded-lg border border-zinc-300 bg-transparent px-3 py-2 outline-none focus:border-blue-500 dark:border-zinc-700 dark:bg-zinc-900";
 
-const emptyJob: CronJobInput = { name: "", schedule: "0 9 * * *", prompt: "", channel: "webchat", channelId: "", model: "smart", enabled: true };
-
-const channelIdLabel = {
-  whatsapp: ["WhatsApp number", "With the country code, digits only, e.g. 33612345678 (the number you write to the bot from)."],
-  nextcloud: ["Talk conversation token", "The end of the conversation's URL: …/call/<token>. The bot must be enabled there."],
-} as const;
+const emptyJob: CronJobInput = { name: "", schedule: "0 9 * * *", prompt: "", channel: channelNames[0], channelId: "", model: "smart", enabled: true };
 
 /** Create or edit one job; the server validates again and its message is shown as it comes. */
 export function CronJobForm({
@@ -31,7 +28,8 @@ export function CronJobForm({
   const [error, setError] = useState<string | null>(null);
   const [isSaving, setIsSaving] = useState(false);
   const set = (change: Partial<CronJobInput>) => setInput((current) => ({ ...current, ...change }));
-  const webchats = conversations.filter((c) => c.channel === "webchat");
+  const view = channelViews[input.channel];
+  const pickable = conversations.filter((c) => c.channel === input.channel);
 
   async function submit(event: React.FormEvent) {
     event.preventDefault();
@@ -75,9 +73,11 @@ export function CronJobForm({
             onChange={(e) => set({ channel: e.target.value as CronJobInput["channel"], channelId: "" })}
             className={field}
           >
-            <option value="webchat">Webchat</option>
-            <option value="whatsapp">WhatsApp</option>
-            <option value="nextcloud">Nextcloud Talk</option>
+            {channelNames.map((name) => (
+              <option key={name} value={name}>
+                {channelViews[name].label}
+              </option>
+            ))}
           </select>
         </label>
         <div className="block space-y-1">
@@ -87,12 +87,12 @@ export function CronJobForm({
           </div>
         </div>
       </div>
-      {input.channel === "webchat" ? (
+      {view.thread.picked ? (
         <label className="block space-y-1">
           <span className="text-sm font-medium">Conversation</span>
           <select name="channelId" value={input.channelId} onChange={(e) => set({ channelId: e.target.value })} className={field}>
             <option value="">A new conversation for this job</option>
-            {webchats.map((c) => (
+            {pickable.map((c) => (
               <option key={c.id} value={c.id}>
                 {c.title ?? "Untitled"}
               </option>
@@ -101,12 +101,12 @@ export function CronJobForm({
         </label>
       ) : (
         <label className="block space-y-1">
-          <span className="text-sm font-medium">{channelIdLabel[input.channel][0]}</span>
-          <span className="block text-xs text-zinc-500">{channelIdLabel[input.channel][1]}</span>
+          <span className="text-sm font-medium">{view.thread.label}</span>
+          <span className="block text-xs text-zinc-500">{view.thread.hint}</span>
           <input name="channelId" required value={input.channelId} onChange={(e) => set({ channelId: e.target.value })} className={`${field} font-mono`} />
         </label>
       )}
-      {input.channel === "whatsapp" && <WhatsAppWindowNote />}
+      {view.hasReplyWindow && <WhatsAppWindowNote />}
       <label className="flex items-center gap-2 text-sm">
         <input type="checkbox" checked={input.enabled} onChange={(e) => set({ enabled: e.target.checked })} />
         Enabled

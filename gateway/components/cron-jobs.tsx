@@ -2,12 +2,12 @@
 
 import Link from "next/link";
 import { useCallback, useEffect, useState } from "react";
+import { viewOf } from "@/lib/channels/views";
 import { api, type ConversationSummary, type CronJob, type CronJobInput } from "@/lib/client-api";
 import { CronJobForm } from "./cron-job-form";
 import { WhatsAppWindowNote } from "./whatsapp-window-note";
 import { useFailure } from "./use-failure";
 
-const channelLabel = { webchat: "Webchat", whatsapp: "WhatsApp", nextcloud: "Talk" } as const;
 const statusStyle: Record<string, string> = {
   ok: "bg-emerald-100 text-emerald-800 dark:bg-emerald-950 dark:text-emerald-300",
   running: "bg-blue-100 text-blue-800 dark:bg-blue-950 dark:text-blue-300",
@@ -129,8 +129,8 @@ export function CronJobs() {
                 </label>
               </div>
               <p className="text-sm text-zinc-600 dark:text-zinc-400">
-                <code className="font-mono">{job.schedule}</code> · {channelLabel[job.channel] ?? job.channel}
-                {job.channel !== "webchat" && <span className="font-mono"> {job.channelId}</span>} · {job.model}
+                <code className="font-mono">{job.schedule}</code> · {viewOf(job.channel).label}
+                {!viewOf(job.channel).thread.picked && <span className="font-mono"> {job.channelId}</span>} · {job.model}
               </p>
               <p className="line-clamp-2 text-sm whitespace-pre-wrap">{job.prompt}</p>
               <p className="text-xs text-zinc-500">
@@ -149,7 +149,7 @@ export function CronJobs() {
                 )}
               </p>
               {job.lastError && job.lastStatus !== "ok" && <p className="text-xs break-words text-red-600">{job.lastError}</p>}
-              {job.channel === "whatsapp" && <WhatsAppWindowNote />}
+              {viewOf(job.channel).hasReplyWindow && <WhatsAppWindowNote />}
               <div className="flex flex-wrap gap-2 text-sm">
                 <button
                   type="button"
@@ -159,7 +159,7 @@ export function CronJobs() {
                 >
                   {busyId === job.id ? "Working…" : "Run now"}
                 </button>
-                {job.channel === "webchat" && (
+                {viewOf(job.channel).thread.picked && (
                   <Link href={`/?c=${encodeURIComponent(job.channelId)}`} className="rounded-lg px-3 py-1 text-blue-600 hover:underline">
                     Open conversation
                   </Link>
