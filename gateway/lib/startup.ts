@@ -1,7 +1,8 @@
 import "server-only";
+import { channelStatus } from "./channels";
 import { EnvError, getEnv, type Env } from "./env";
 import { errorMeta, logger } from "./logger";
-import { turnRunner } from "./turn";
+import { turnRunner } from "./turns/runner";
 
 /** Validates the environment (a bad value stops the server), resumes interrupted turns and keeps sweeping. */
 export async function startGateway(): Promise<void> {
@@ -21,8 +22,8 @@ export async function startGateway(): Promise<void> {
     agentKey: env.secrets.AGENT_API_KEY.status,
     cron: env.secrets.CRON_SECRET.status,
     cronTimeZone: env.cronTimeZone,
-    whatsapp: whatsappStatus(env),
-    nextcloud: nextcloudStatus(env),
+    // Each webhook channel: "ok" or the first thing missing.
+    ...Object.fromEntries(Object.entries(channelStatus).map(([name, status]) => [name, status(env)])),
     turnRetryBaseMs: env.turns.retryBaseMs,
     turnMaxAttempts: env.turns.maxAttempts,
     turnSweepIntervalMs: env.turns.sweepIntervalMs,
@@ -37,17 +38,4 @@ export async function startGateway(): Promise<void> {
   setTimeout(() => void sweep(true), 1_000).unref();
   // How often unfinished turns (backoff over, or left by a webhook that never ran them) are taken up.
   setInterval(() => void sweep(false), env.turns.sweepIntervalMs).unref();
-}
-
-function whatsappStatus(env: Env): string {
-  const { whatsapp, secrets } = env;
-  if (secrets.WHATSAPP_APP_SECRET.status !== "ok") return `app_secret_${secrets.WHATSAPP_APP_SECRET.status}`;
-  if (!whatsapp.accessToken || !whatsapp.phoneNumberId) return "send_unconfigured";
-  return whatsapp.allowedNumbers ? "ok" : "no_allowed_numbers";
-}
-
-function nextcloudStatus(env: Env): string {
-  const secret = env.secrets.NEXTCLOUD_BOT_SECRET;
-  if (secret.status !== "ok") return `bot_secret_${secret.status}`;
-  return env.nextcloud.baseUrl ? "ok" : "base_url_unset";
 }
