@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
-import { db } from "../lib/db";
+import { db } from "../lib/db/client";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
 import { startFakeNextcloud, type FakeNextcloud } from "./support/fake-nextcloud";
@@ -101,6 +101,17 @@ describe("WhatsApp verification handshake", () => {
   it("refuses a wrong token with 403", async () => {
     expect((await get("hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")).status).toBe(403);
   });
+
+  it.each([
+    ["no parameters", ""],
+    ["a wrong token", "hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1"],
+    ["no challenge", "hub.mode=subscribe&hub.verify_token=my-verify-token"],
+  ])("answers %s with a JSON reason, like every other 4xx", async (_name, query) => {
+    const response = await get(query);
+    expect(response.status).toBe(403);
+    expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(await response.json()).toEqual({ error: expect.stringContaining("WHATSAPP_VERIFY_TOKEN"), code: "forbidden:channel" });
+  });
 });
 
 describe("WhatsApp deliveries", () => {
@@ -145,14 +156,22 @@ describe("WhatsApp deliveries", () => {
   });
 
   it("answers 200 before the agent is done", async () => {
-    agent.reply = () => ({ delayMs: 600 });
+    // The turn cannot reach the agent before Graph has answered its read receipt, and Graph holds
+    // it until the 200 is in: a receiver that waited for the turn would never answer.
+    let release = () => {};
+    graph.holdReads(new Promise<void>((resolve) => (release = resolve)));
     const id = wamid();
-    const started = performance.now();
-    const response = await postWhatsApp(whatsappDelivery([{ messages: [textMessage(owner, id, "slow one")] }]));
-    expect(response.status).toBe(200);
-    expect(performance.now() - started).toBeLessThan(300);
-    expect((await db().turn.findFirst({ where: { externalId: id } }))?.state).toBe("received");
+    try {
+      const response = await postWhatsApp(whatsappDelivery([{ messages: [textMessage(owner, id, "slow one")] }]));
+      expect(response.status).toBe(200);
+      expect(agent.runs()).toEqual([]);
+      expect((await db().turn.findFirst({ where: { externalId: id } }))?.state).toBe("received");
+    } finally {
+      release();
+      graph.holdReads(undefined);
+    }
     await backgroundIdle();
+    expect(agent.runs().map((run) => run.message)).toEqual(["slow one"]);
     expect((await db().turn.findFirst({ where: { externalId: id } }))?.state).toBe("delivered");
   });
 

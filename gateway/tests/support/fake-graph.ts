@@ -47,6 +47,8 @@ export interface FakeGraph {
    * after `allow` more have gone through. Checked before failNext's queue.
    */
   failTo(to: string, failure: GraphFailure | undefined, allow?: number): void;
+  /** Read receipts are answered only once `until` settles (undefined: at once again). */
+  holdReads(until: Promise<unknown> | undefined): void;
   /** Media by id; `fileSize: null` leaves file_size out of the lookup's answer. */
   media: Map<string, { bytes: Uint8Array; mimeType: string; fileSize?: number | null }>;
   close(): Promise<void>;
@@ -72,6 +74,7 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 export async function startFakeGraph(options: { accessToken: string; phoneNumberId: string }): Promise<FakeGraph> {
   const failures: (GraphFailure | null)[] = [];
   const failingTo = new Map<string, { failure: GraphFailure; allow: number }>();
+  let readsHeld: Promise<unknown> | undefined;
   const fake: FakeGraph = {
     url: "",
     requests: [],
@@ -79,6 +82,7 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     reads: [],
     failNext: (...more) => void failures.push(...more),
     failTo: (to, failure, allow = 0) => void (failure ? failingTo.set(to, { failure, allow }) : failingTo.delete(to)),
+    holdReads: (until) => void (readsHeld = until),
     media: new Map(),
     close: async () => {
       await closeServer(server);
@@ -145,6 +149,7 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
       if (body.typing_indicator !== undefined && !(isRecord(body.typing_indicator) && body.typing_indicator.type === "text")) {
         return invalid("(#100) Invalid parameter typing_indicator");
       }
+      await readsHeld;
       fake.reads.push(body.message_id);
       return json(200, { success: true });
     }

@@ -3,7 +3,7 @@ import * as cron from "../app/api/cron/route";
 import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
-import { db } from "../lib/db";
+import { db } from "../lib/db/client";
 import { FAILED_CREDENTIALS } from "../lib/rate-limit";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
