@@ -14,10 +14,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from errors import ServiceError  # noqa: E402
+from events import DeltaEvent, ErrorEvent, FinalEvent, StepEvent, ThinkingEvent  # noqa: E402
 from factory import build_runner, settings_or_exit  # noqa: E402
 from history import Turn  # noqa: E402
 from logs import configure_logging  # noqa: E402
-from runner import AgentRunner, DeltaEvent, ErrorEvent, FinalEvent, RunRequest, StepEvent, ThinkingEvent  # noqa: E402
+from runner import AgentRunner, RunRequest  # noqa: E402
 from settings import Settings  # noqa: E402
 
 logger = logging.getLogger("agent.console")

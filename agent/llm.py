@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from smolagents import ChatMessage, LiteLLMModel, MessageRole, TokenUsage
+from smolagents import ChatMessage, LiteLLMModel, MessageRole, Model, TokenUsage
 
 from context import ContextBudget, content_texts
 from model_router import ResolvedModel
@@ -78,6 +78,30 @@ def has_complete_block(text: str) -> bool:
     return _FIRST_BLOCK.search(text) is not None
 
 
+def context_budget(resolved: ResolvedModel, settings: Settings) -> ContextBudget:
+    """What each prompt of a run may take: the model's context window minus the output cap."""
+    window = settings.ollama_num_ctx if resolved.provider == "ollama" else CLOUD_CONTEXT_TOKENS
+    return ContextBudget(window - settings.agent_max_output_tokens)
+
+
+class ModelFactory(Protocol):
+    """Builds the model one run talks to: AgentModel, or in tests a smolagents Model that replies from a script.
+
+    The model reports its text through `on_delta`, its reasoning through `on_thinking`, and stops once `cancel` is set.
+    """
+
+    def __call__(
+        self,
+        resolved: ResolvedModel,
+        settings: Settings,
+        *,
+        on_delta: Callable[[str], None],
+        cancel: threading.Event,
+        on_thinking: Callable[[str], None],
+        budget: ContextBudget,
+    ) -> Model: ...
+
+
 class AgentModel(LiteLLMModel):
     """LiteLLMModel whose `generate` streams, so every channel can show text as it comes.
 
@@ -94,6 +118,7 @@ class AgentModel(LiteLLMModel):
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
         on_thinking: Callable[[str], None] | None = None,
+        budget: ContextBudget | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {
             "max_tokens": settings.agent_max_output_tokens,
@@ -109,7 +134,6 @@ class AgentModel(LiteLLMModel):
                 "keep_alive": settings.keep_alive,
                 "think": resolved.think,
             }
-            context = settings.ollama_num_ctx
         else:
             kwargs |= {
                 "api_base": settings.zai_base_url,
@@ -117,12 +141,11 @@ class AgentModel(LiteLLMModel):
                 "max_retries": 0,
                 "extra_body": {"thinking": {"type": "enabled" if resolved.think else "disabled"}},
             }
-            context = CLOUD_CONTEXT_TOKENS
         # smolagents' own retry waits 60 s, then 120 s, on a rate limit: longer than a turn may last.
         super().__init__(model_id=resolved.litellm_id, retry=False, **kwargs)
         self.resolved = resolved
-        # The runner gives it the task's shorter variants once it has built the task (AgentRunner._task).
-        self.budget = ContextBudget(context - settings.agent_max_output_tokens)
+        # The runner's budget carries the task's shorter variants (AgentRunner._task).
+        self.budget = budget if budget is not None else context_budget(resolved, settings)
         self._on_delta = on_delta
         self._on_thinking = on_thinking
         self._cancel = cancel or threading.Event()

@@ -21,11 +21,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from errors import ServiceError
+from events import AgentEvent, ErrorEvent, FinalEvent, event_payload
 from factory import build_runner, settings_or_exit
 from history import Turn
 from logs import configure_logging, request_id_var
 from media import save_images
-from runner import AgentEvent, AgentRunner, ErrorEvent, FinalEvent, RunRequest, event_payload
+from runner import AgentRunner, RunRequest
 from schemas import MAX_IMAGES, RUN_ERRORS, ErrorBody, RunBody
 from settings import Settings, get_settings
 from tools import tool_availability

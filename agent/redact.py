@@ -3,7 +3,8 @@
 A secret is the value of a variable whose NAME looks secret (…_KEY, …SECRET…, …TOKEN…, …PASSWORD…) in the
 process environment or in the `.env`/`.env.local` files both services read, when it is long enough to mean
 something (8+ characters). Every occurrence becomes `[redacted]`. One regex is compiled per set of secrets;
-text without secrets costs one scan.
+text without secrets costs one scan. Tool outputs are cleaned before the agent's code sees them (`RedactedTool`), and
+each step before the model reads it back (`redact_step`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
+from smolagents import ActionStep, Tool
 
 REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 8
@@ -121,3 +124,37 @@ def scrubbed_environ(environ: Mapping[str, str], secrets: Redactor) -> dict[str,
     return {
         name: value for name, value in environ.items() if not is_secret_name(name) and secrets.redact(value) == value
     }
+
+
+class RedactedTool(Tool):
+    """A tool whose output has the machine's secrets replaced, before the agent's code (and so the model) sees it."""
+
+    skip_forward_signature_validation = True
+
+    def __init__(self, inner: Tool, redactor: Redactor) -> None:
+        self.name = inner.name
+        self.description = inner.description
+        self.inputs = inner.inputs
+        self.output_type = inner.output_type
+        super().__init__()
+        self.inner = inner
+        self._redactor = redactor
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        output = self.inner(*args, **kwargs)
+        return self._redactor.redact(output) if isinstance(output, str) else output
+
+
+def redact_step(step: ActionStep, redactor: Redactor) -> None:
+    """What the model reads back from this step (observation, error, output) without secrets.
+
+    Tool outputs are already clean; this catches what the agent's own code printed or raised.
+    """
+    step.observations = redactor.redact_optional(step.observations)
+    if isinstance(step.action_output, str):
+        step.action_output = redactor.redact(step.action_output)
+    if step.error is not None:
+        clean = redactor.redact(str(step.error))
+        if clean != str(step.error):
+            step.error.args = (clean,)
+            step.error.message = clean

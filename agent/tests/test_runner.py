@@ -11,10 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from claw_agent import NO_CODE_ERROR
 from context import estimate_tokens
+from events import ErrorEvent, FinalEvent, StepEvent, ThinkingEvent
 from history import Turn
 from model_router import ModelRegistry
-from runner import NO_CODE_ERROR, AgentRunner, ErrorEvent, FinalEvent, RunRequest, StepEvent
+from runner import AgentRunner, RunRequest
 from settings import Settings
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.tokens import count_tokens
@@ -265,8 +267,6 @@ def test_the_warm_up_loads_the_model_with_the_fixed_prompt_so_the_first_turn_rea
 def test_thinking_is_off_by_default_and_relayed_apart_from_the_answer_when_the_owner_turns_it_on(
     make_runner: Runner, ollama: FakeOllama
 ) -> None:
-    from runner import ThinkingEvent
-
     events = run(make_runner(), "Bonjour")
     assert not [e for e in events if isinstance(e, ThinkingEvent)]
     assert chats(ollama)[-1]["_sim"]["thinking_tokens"] == 0
