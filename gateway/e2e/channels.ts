@@ -138,7 +138,11 @@ async function main() {
     await script({ delay_s: 0 });
     gateway = await startGateway({ ...gatewayOptions, databaseUrl: gateway.databaseUrl, name: "gateway-restarted" });
     await waitFor("the answers after the restart", () => sentTo(`Echo: survive ${marker}`) >= 1 && postedIn(`Echo: survive too ${marker}`) >= 1, 60_000);
-    check(true, "after the restart both answers arrive");
+    check(
+      graph.sent.find((m) => m.body === `Echo: survive ${marker}`)?.replyTo === inFlight[0] &&
+        talk.posted.find((m) => m.message === `Echo: survive too ${marker}`)?.replyTo === Number(inFlight[1]),
+      "after the restart both answers arrive",
+    );
     await sleep(3_000);
     check(sentTo(`Echo: survive ${marker}`) === 1 && postedIn(`Echo: survive too ${marker}`) === 1, "… once each (3 s later still once)");
 

@@ -57,6 +57,11 @@ async function main() {
   const owned = (route: string, init: RequestInit = {}) =>
     fetch(gateway.url + route, { ...init, headers: { authorization: `Bearer ${webchatToken}`, "content-type": "application/json" } });
   const sentCount = () => graph.sent.length;
+  /** The job of that name as the management API stores it, if any. */
+  const storedJob = async (name: string) =>
+    ((await (await owned("/api/cron-jobs")).json()) as { jobs: { name: string; enabled: boolean; lastStatus: string | null; lastRun: string | null; nextRun: string | null }[] }).jobs.find(
+      (job) => job.name === name,
+    );
   const cronTurns = () => {
     const database = new Database(gateway.databaseUrl.replace(/^file:/, ""), { readonly: true });
     try {
@@ -145,7 +150,10 @@ async function main() {
       await form.locator("textarea[name=prompt]").fill("Résume ma journée");
       await form.getByRole("button", { name: "Create" }).click();
       await form.getByRole("alert").filter({ hasText: "use 5" }).waitFor();
-      check(true, "the form shows why a schedule is refused");
+      check(
+        ((await form.getByRole("alert").textContent()) ?? "").includes("use 5") && (await storedJob("Point du soir")) === undefined,
+        "the form shows why a schedule is refused",
+      );
       await form.locator("input[name=schedule]").fill("0 19 * * *");
       await form.getByRole("button", { name: "Create" }).click();
       const card = page.locator("li", { hasText: "Point du soir" });
@@ -153,13 +161,18 @@ async function main() {
       check(await card.getByText("7:00 PM", { exact: false }).or(card.getByText("19:00", { exact: false })).first().isVisible(), "a new job shows its next run at 19:00 Paris time");
       await card.getByRole("button", { name: "Run now" }).click();
       await card.getByText("ok", { exact: true }).waitFor();
-      check(true, "Run now runs it and shows ok");
+      const ran = await storedJob("Point du soir");
+      check(ran?.lastStatus === "ok" && ran.lastRun !== null, "Run now runs it and shows ok");
       await card.getByRole("checkbox").uncheck();
       await card.getByText("never (disabled)").waitFor();
-      check(true, "disabling it leaves no next run");
+      const disabled = await storedJob("Point du soir");
+      check(disabled?.enabled === false && !disabled.nextRun, "disabling it leaves no next run");
       await card.getByRole("button", { name: "Delete" }).click();
       await card.waitFor({ state: "detached" });
-      check(true, "deleting it removes it from the list");
+      check(
+        (await storedJob("Point du soir")) === undefined && (await page.getByTestId("cron-jobs").locator("li").count()) === 2,
+        "deleting it removes it from the list",
+      );
       await page.goto(`${gateway.url}/?c=${encodeURIComponent(web.channelId)}`);
       await page.getByTestId("message-scheduled").getByText("Scheduled · Bonjour quotidien").waitFor();
       check(await page.getByTestId("message-assistant").first().isVisible(), "the chat shows the job's prompt as the job's, then the answer");

@@ -72,7 +72,10 @@ async function thinkingAndUnfinished(browser: Browser, logDir: string) {
     await send(page, "find me flights");
     const thinking = page.getByTestId("live-thinking");
     await thinking.filter({ hasText: thought }).waitFor();
-    check(true, "the model's thinking shows in the live view while the turn streams");
+    check(
+      ((await thinking.textContent()) ?? "").includes(thought) && (await page.getByTestId("live-turn").count()) === 1,
+      "the model's thinking shows in the live view while the turn streams",
+    );
     check((await thinking.getAttribute("open")) !== null, "the thinking block is open while the model only thinks");
     await thinking.locator("summary").click();
     check((await thinking.getAttribute("open")) === null, "the thinking block collapses on a click");
@@ -120,20 +123,26 @@ async function main() {
   const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
   const page = await browser.newPage({ viewport: { width: 390, height: 844 } }); // a phone
   page.setDefaultTimeout(20_000);
+  const owned = async <T>(route: string): Promise<T> => (await fetch(gateway.url + route, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<T>;
+  const sessionCookie = async () => (await page.context().cookies()).find((c) => c.name === "my_claw_session");
   try {
     process.stdout.write("login\n");
     await page.goto(gateway.url);
     await page.waitForURL(/\/login$/);
-    check(true, "an anonymous visit lands on /login");
+    check(new URL(page.url()).pathname === "/login" && (await page.locator("input[name=token]").isVisible()), "an anonymous visit lands on /login");
     await page.locator("input[name=token]").fill("not-the-token");
     await page.getByRole("button", { name: "Log in" }).click();
     await page.getByRole("alert").filter({ hasText: "Wrong token" }).waitFor();
-    check(true, "a wrong token is refused with a clear message");
+    check(
+      /^Wrong token\. .*WEBCHAT_TOKEN/.test((await page.locator("form").getByRole("alert").textContent()) ?? "") &&
+        new URL(page.url()).pathname === "/login" &&
+        !(await sessionCookie()),
+      "a wrong token is refused with a clear message",
+    );
     await page.locator("input[name=token]").fill(token);
     await page.getByRole("button", { name: "Log in" }).click();
     await page.getByTestId("composer-input").waitFor();
-    const cookies = await page.context().cookies();
-    const session = cookies.find((c) => c.name === "my_claw_session");
+    const session = await sessionCookie();
     check(session?.httpOnly && session.sameSite === "Strict", "the session cookie is httpOnly and SameSite=Strict");
 
     process.stdout.write("health and models\n");
@@ -141,27 +150,47 @@ async function main() {
     const health = (await (await fetch(`${gateway.url}/api/health`)).json()) as Record<string, string>;
     check(health.agent === "ok" && health.db === "ok" && health.ollama === "ok", "the health badge reports the agent, db and Ollama up");
     await page.locator("[data-testid=model-select] option", { hasText: "qwen3:8b" }).first().waitFor({ state: "attached" });
-    check(true, "the model selector lists the agent's models");
+    const agentModels = (await (await fetch(`${agent.url}/models`, { headers: { authorization: `Bearer ${agentKey}` } })).json()) as {
+      categories: Record<string, { model: string | null }>;
+      installed: string[];
+    };
+    const options = await page.locator("[data-testid=model-select] option").evaluateAll((nodes) => nodes.map((n) => `${(n as HTMLOptionElement).value}=${n.textContent}`));
+    const expected = [
+      ...Object.entries(agentModels.categories).flatMap(([name, info]) => (info.model ? [`${name}=${name} · ${info.model}`] : [])),
+      ...agentModels.installed.map((name) => `${name}=${name}`),
+    ];
+    check(expected.length > 0 && expected.every((option) => options.includes(option)), "the model selector lists the agent's models");
 
     process.stdout.write("chat and streaming\n");
     await fakeOllama(ollama.url, "/_fake/reset", null);
     await fakeOllama(ollama.url, "/_fake/script", { delta_delay_s: 0.12 });
     await send(page, "bonjour e2e");
     await page.getByTestId("step-indicator").waitFor();
-    check(true, "a live indicator shows while the agent works");
+    check(/^(Thinking…|Writing…|Step \d+)/.test((await page.getByTestId("step-indicator").textContent()) ?? ""), "a live indicator shows while the agent works");
     await page.getByTestId("live-text").waitFor();
     const partial = (await page.getByTestId("live-text").textContent()) ?? "";
     check(partial.length > 0, "the agent's output streams in before the answer");
     await page.getByTestId("message-assistant").filter({ hasText: "Echo: bonjour e2e" }).waitFor();
-    check(true, "the answer appears");
+    const answers = await page.getByTestId("message-assistant").allTextContents();
+    check(answers.length === 1 && answers[0]!.startsWith("Echo: bonjour e2e"), "the answer appears");
     await page.getByTestId("live-turn").waitFor({ state: "detached" });
     check(page.url().includes("?c="), "the conversation id is in the URL");
+    const conversationId = new URL(page.url()).searchParams.get("c");
+    /** The chat's messages as shown, in order: `user:…` and `assistant:…`. */
+    const shown = () =>
+      page
+        .locator("[data-testid=message-user], [data-testid=message-assistant]")
+        .evaluateAll((nodes) => nodes.map((n) => `${n.getAttribute("data-testid")?.replace("message-", "")}:${n.textContent}`));
 
     process.stdout.write("refresh keeps the history\n");
     await page.reload();
     await page.getByTestId("message-assistant").filter({ hasText: "Echo: bonjour e2e" }).waitFor();
     await page.getByTestId("message-user").filter({ hasText: "bonjour e2e" }).waitFor();
-    check(true, "after a refresh the history is still there");
+    const afterRefresh = await shown();
+    check(
+      afterRefresh.length === 2 && afterRefresh[0] === "user:bonjour e2e" && afterRefresh[1]!.startsWith("assistant:Echo: bonjour e2e"),
+      "after a refresh the history is still there",
+    );
 
     process.stdout.write("persona\n");
     await page.getByTestId("settings-link").click();
@@ -171,10 +200,17 @@ async function main() {
     await page.locator("textarea[name=system_prompt]").fill("Réponds toujours comme un pirate.");
     await page.getByRole("button", { name: "Save" }).click();
     await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
-    check(true, "the persona is saved");
+    const persona = await owned<Record<string, string>>("/api/settings");
+    check(
+      persona.persona_name === "Zorglub" && persona.system_prompt === "Réponds toujours comme un pirate." && persona.persona_lang === "fr",
+      "the persona is saved",
+    );
     await page.getByRole("link", { name: /Back to the chat/ }).click();
     await page.getByTestId("message-assistant").filter({ hasText: "Echo: bonjour e2e" }).waitFor();
-    check(true, "coming back from the settings reopens the conversation");
+    check(
+      new URL(page.url()).searchParams.get("c") === conversationId && (await shown()).length === 2,
+      "coming back from the settings reopens the conversation",
+    );
     await fakeOllama(ollama.url, "/_fake/reset", null);
     await send(page, "qui es-tu ?");
     await page.getByTestId("message-assistant").filter({ hasText: "Echo: qui es-tu ?" }).waitFor();
@@ -210,7 +246,11 @@ async function main() {
     page.once("dialog", (dialog) => void dialog.accept());
     await list.filter({ hasText: "format something" }).getByRole("button", { name: "Delete conversation" }).click();
     await page.waitForFunction(() => document.querySelectorAll("[data-testid=conversation-list] li").length === 1);
-    check(true, "a conversation can be deleted from the list");
+    const { conversations } = await owned<{ conversations: { id: string }[] }>("/api/conversations");
+    check(
+      (await list.filter({ hasText: "format something" }).count()) === 0 && conversations.length === 1 && conversations[0]!.id === conversationId,
+      "a conversation can be deleted from the list",
+    );
     await page.screenshot({ path: path.join(resultsDir, "chat-desktop.png"), fullPage: true });
 
     await thinkingAndUnfinished(browser, logDir);

@@ -172,13 +172,20 @@ async function run({ ollama, searxng, gradio, gateway, graph, talk }: Stack): Pr
   await page.locator("input[name=token]").fill(webchatToken);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByTestId("composer-input").waitFor();
-  check(true, "the owner logs in to the webchat with the token");
+  const session = (await page.context().cookies()).find((c) => c.name === "my_claw_session");
+  check(session?.httpOnly === true && new URL(page.url()).pathname === "/", "the owner logs in to the webchat with the token");
   await page.getByTestId("composer-input").fill(`webchat ${marker}`);
   await page.getByTestId("composer-send").click();
   await page.getByTestId("live-text").waitFor();
   check(((await page.getByTestId("live-text").textContent()) ?? "").length > 0, "the model's output streams into the page");
   await page.getByTestId("message-assistant").filter({ hasText: "Found: 1. What's New In Python 3.13" }).waitFor();
-  check(true, "the answer quotes the first search result's title");
+  // The stored answer, whole: the fake SearXNG's first result is "What's New In Python 3.13".
+  const conversationId = new URL(page.url()).searchParams.get("c") ?? "";
+  const stored = (await (
+    await fetch(`${gateway.url}/api/conversations/${encodeURIComponent(conversationId)}/messages`, { headers: { authorization: `Bearer ${webchatToken}` } })
+  ).json()) as { messages?: { role: string; content: string }[] };
+  const answer = stored.messages?.at(-1);
+  check(answer?.role === "assistant" && answer.content === "Found: 1. What's New In Python 3.13", "the answer quotes the first search result's title");
   const searches = (await (await fetch(`${searxng.url}/_fake/requests`)).json()) as { query: string; format: string }[];
   check(
     searches.length === 1 && searches[0]?.query === `python 3.13 ${marker}` && searches[0].format === "json",
