@@ -1,3 +1,4 @@
+import type { ChannelName } from "./channels/types";
 import { getEnv } from "./env";
 import { AppError, type ErrorSurface } from "./errors";
 import { logger } from "./logger";
@@ -95,7 +96,8 @@ export class KeyedBuckets {
 /** Failed credentials: 10 free per client, then one every 6 s. */
 export const FAILED_CREDENTIALS: BucketOptions & { maxKeys: number } = { capacity: 10, refillPerSecond: 1 / 6, maxKeys: 10_000 };
 
-export type GuardedSurface = "whatsapp" | "nextcloud" | "cron";
+/** Where credentials are checked: a webhook channel (its signature) or the cron route (its secret). */
+export type GuardedSurface = ChannelName | "cron";
 
 const store = globalThis as unknown as {
   myClawRateLimits?: { failures: KeyedBuckets; deliveries: Map<string, TokenBucket> };

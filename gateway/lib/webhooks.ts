@@ -4,7 +4,7 @@ import type { InboundChannel } from "./channels/types";
 import { AppError, isAppError } from "./errors";
 import { parseJsonBytes, readRawBody } from "./http";
 import { logger } from "./logger";
-import { recordFailedCredentials, refuseOverDeliveryCap, refuseThrottledClient, takeDelivery, type GuardedSurface } from "./rate-limit";
+import { recordFailedCredentials, refuseOverDeliveryCap, refuseThrottledClient, takeDelivery } from "./rate-limit";
 import { turnRunner } from "./turns/runner";
 
 // The inbound side of every webhook channel (lib/channels/index.ts `inboundChannels`):
@@ -22,19 +22,17 @@ import { turnRunner } from "./turns/runner";
  */
 async function signedBody(channel: InboundChannel, request: Request, secret: string): Promise<Uint8Array> {
   const { name } = channel;
-  // Failed signatures are counted per channel (lib/rate-limit.ts names the webhook channels among its surfaces).
-  const surface = name as GuardedSurface;
-  refuseThrottledClient(surface, request);
+  refuseThrottledClient(name, request);
   refuseOverDeliveryCap(name);
   let raw: Uint8Array;
   try {
     raw = await readRawBody(request, { maxBytes: channel.maxBodyBytes });
   } catch (error) {
-    if (isAppError(error) && error.type === "payload_too_large") recordFailedCredentials(surface, request);
+    if (isAppError(error) && error.type === "payload_too_large") recordFailedCredentials(name, request);
     throw error;
   }
   if (!channel.verify(raw, request.headers, secret)) {
-    recordFailedCredentials(surface, request);
+    recordFailedCredentials(name, request);
     throw new AppError("unauthorized:channel", `The ${channel.signatureHeader} signature does not match this body and the configured secret.`);
   }
   takeDelivery(name);

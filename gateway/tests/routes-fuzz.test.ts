@@ -170,7 +170,7 @@ const webhooks = [
   },
 ];
 
-// Each request from its own client: failed signatures are throttled per client (tests/webhook-limits.test.ts),
+// Each request from its own client: failed signatures are throttled per client (tests/webhooks-limits.test.ts),
 // and this suite is about the answer to each kind of bad input, not about the 429 that follows many.
 let client = 0;
 const nextClient = (): [string, string] => ["x-forwarded-for", `10.${(++client >> 16) & 255}.${(client >> 8) & 255}.${client & 255}`];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
-import { db } from "../lib/db";
+import { db } from "../lib/db/client";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "./support/wire";
 
 // Without its secret a channel refuses every delivery with 503 (Meta retries

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
-import { db } from "../lib/db";
+import { db } from "../lib/db/client";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
 import { startFakeNextcloud, type FakeNextcloud } from "./support/fake-nextcloud";
