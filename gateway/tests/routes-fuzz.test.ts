@@ -8,7 +8,7 @@ import * as settings from "../app/api/settings/route";
 import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
-import { chatSchema } from "../lib/chat";
+import { chatSchema } from "../lib/channels/webchat/chat";
 import { cronJobCreateSchema } from "../lib/cron-job-schema";
 import { db } from "../lib/db/client";
 import { settingsUpdateSchema } from "../lib/settings";

@@ -1,5 +1,5 @@
 import { requireOwner } from "@/lib/auth";
-import { chatSchema, startChat } from "@/lib/chat";
+import { chatSchema, startChat } from "@/lib/channels/webchat/chat";
 import { readJson, route } from "@/lib/http";
 
 // Streams one webchat turn as server-sent events: start, step, delta, then

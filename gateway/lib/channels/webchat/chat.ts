@@ -1,12 +1,12 @@
 import "server-only";
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { AppError } from "./errors";
-import { logger } from "./logger";
-import { modelSchema } from "./cron-job-schema";
-import { getConversationById } from "./db/conversations";
-import { encodeSse, sseKeepAlive } from "./sse";
-import { turnRunner, type TurnEvent } from "./turns/runner";
+import { modelSchema } from "../../cron-job-schema";
+import { getConversationById } from "../../db/conversations";
+import { AppError } from "../../errors";
+import { logger } from "../../logger";
+import { encodeSse, sseKeepAlive } from "../../sse";
+import { turnRunner, type TurnEvent } from "../../turns/runner";
 
 // The webchat's side of a turn: the browser's request becomes an InboundMessage,
 // and the turn's events become our SSE stream. The turn does not depend on the

@@ -1,5 +1,6 @@
-import type { Channel } from "./types";
+import type { Channel } from "../types";
 
+// The webchat channel. Its inbound side is /api/chat (./chat.ts), not a webhook.
 // The browser reads answers from the SSE stream or, after a refresh, from the
 // database; once the answer is stored there is nothing left to send.
 export const webchat: Channel = {
