@@ -94,7 +94,7 @@ export interface NextcloudEnv {
   allowedUsers?: string;
 }
 
-/** How unfinished turns are retried (lib/turn.ts) and swept (lib/startup.ts). */
+/** How unfinished turns are retried (lib/turns/retry.ts) and swept (lib/startup.ts). */
 export interface TurnEnv {
   /** Wait before the second attempt; each next one waits twice as long. */
   retryBaseMs: number;
