@@ -120,15 +120,12 @@ export function createTurnRunner(deps: TurnDeps) {
       kind: inbound.kind ?? "text",
     });
     if (isDuplicate) return { ...base, done: Promise.resolve(undefined) };
-    if (options.listener) {
-      const unwatch = listeners.watch(turn.id, options.listener);
-      listeners.emit(turn.id, { type: "accepted", conversationId: turn.conversationId, turnId: turn.id });
-      const done = schedule(turn.id, turn.conversationId);
-      void done.finally(unwatch);
-      return { ...base, done };
-    }
+    const unwatch = options.listener && listeners.watch(turn.id, options.listener);
+    listeners.emit(turn.id, { type: "accepted", conversationId: turn.conversationId, turnId: turn.id });
     const read = options.markRead === false ? undefined : markRead(inbound, turn.id);
-    return { ...base, done: schedule(turn.id, turn.conversationId, read) };
+    const done = schedule(turn.id, turn.conversationId, read);
+    if (unwatch) void done.finally(unwatch);
+    return { ...base, done };
   }
 
   return {
