@@ -44,7 +44,7 @@ function lastRunOf(job: CronJobRow, turn: TurnOutcomeRow | undefined): Pick<Cron
 
 /** A thread the owner types (a number, a token) is shown as it is; a webchat job shows the conversation it writes in. */
 async function shownChannelId(job: CronJobRow): Promise<string> {
-  if (!threadIdCheck[job.channel as ChannelName]) {
+  if (!threadIdCheck(job.channel as ChannelName)) {
     return (await findLatestConversation({ channel: job.channel, channelId: job.channelId }))?.id ?? job.channelId;
   }
   return job.channelId;
@@ -85,7 +85,7 @@ async function toView(job: CronJobRow): Promise<CronJobView> {
  */
 async function resolveThread(channel: ChannelName, channelId: string | undefined, name: string, model: string): Promise<string> {
   const id = channelId?.trim() ?? "";
-  const check = threadIdCheck[channel];
+  const check = threadIdCheck(channel);
   if (check) return check(id);
   if (!id) return (await createConversation({ channel, channelId: randomUUID(), title: name, model })).channelId;
   const conversation = isId(id) ? await getConversationById({ id }) : null;

@@ -23,7 +23,7 @@ export async function startGateway(): Promise<void> {
     cron: env.secrets.CRON_SECRET.status,
     cronTimeZone: env.cronTimeZone,
     // Each webhook channel: "ok" or the first thing missing.
-    ...Object.fromEntries(Object.entries(channelStatus).map(([name, status]) => [name, status(env)])),
+    ...channelStatus(env),
     turnRetryBaseMs: env.turns.retryBaseMs,
     turnMaxAttempts: env.turns.maxAttempts,
     turnSweepIntervalMs: env.turns.sweepIntervalMs,

@@ -7,7 +7,7 @@ import { logger } from "./logger";
 import { recordFailedCredentials, refuseOverDeliveryCap, refuseThrottledClient, takeDelivery } from "./rate-limit";
 import { turnRunner } from "./turns/runner";
 
-// The inbound side of every webhook channel (lib/channels/index.ts `inboundChannels`):
+// The inbound side of every webhook channel (`inbound` of its row in lib/channels/index.ts):
 // check the signature over the raw bytes, parse, keep the allowed senders, store
 // every message durably, and only then answer 200; the turns run after the
 // response (the pipeline sends read receipts first). Rate limits

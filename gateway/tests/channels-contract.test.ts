@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { channelsByName, channelStatus, inboundChannels, threadIdCheck } from "../lib/channels";
+import { channelModules, channelsByName, channelStatus, threadIdCheck } from "../lib/channels";
 import { nextcloudChannelFrom, nextcloudInbound, nextcloudStatus, nextcloudThreadId } from "../lib/channels/nextcloud";
 import type { InboundMessage } from "../lib/channels/types";
 import { webchat } from "../lib/channels/webchat";
@@ -41,11 +41,18 @@ function thrown(run: () => unknown) {
 const bytes = (raw: string) => new Uint8Array(Buffer.from(raw, "utf8"));
 
 describe("the channel table", () => {
-  it("lists every webhook channel's inbound side, status and thread-id check under its own name", () => {
-    for (const [name, inbound] of Object.entries(inboundChannels)) expect(inbound.name).toBe(name);
-    expect(inboundChannels).toEqual({ whatsapp: whatsappInbound, nextcloud: nextcloudInbound });
-    expect(channelStatus).toEqual({ whatsapp: whatsappStatus, nextcloud: nextcloudStatus });
-    expect(threadIdCheck).toEqual({ whatsapp: whatsappThreadId, nextcloud: nextcloudThreadId });
+  it("has one row a channel, under its own name, with each webhook channel's inbound side, status and thread-id check", () => {
+    for (const [name, row] of Object.entries(channelModules)) expect(row.name).toBe(name);
+    expect(Object.keys(channelModules).sort()).toEqual(["nextcloud", "webchat", "whatsapp"]);
+    expect(channelModules.whatsapp.inbound).toBe(whatsappInbound);
+    expect(channelModules.nextcloud.inbound).toBe(nextcloudInbound);
+    expect(channelModules.whatsapp.status).toBe(whatsappStatus);
+    expect(channelModules.nextcloud.status).toBe(nextcloudStatus);
+    expect(threadIdCheck("whatsapp")).toBe(whatsappThreadId);
+    expect(threadIdCheck("nextcloud")).toBe(nextcloudThreadId);
+    expect(threadIdCheck("webchat")).toBeUndefined();
+    // Start-up's log fields: one per channel that reports a status (WhatsApp cannot send here; Talk's secret is short).
+    expect(channelStatus(parseEnv(process.env))).toEqual({ whatsapp: "send_unconfigured", nextcloud: "bot_secret_too_short" });
   });
 
   it("holds only the channels that can send: here the webchat alone", () => {

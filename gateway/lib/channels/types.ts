@@ -1,3 +1,5 @@
+import type { Env } from "../env";
+
 // The project's own message types and the one contract every channel module
 // implements: its inbound side turns a signed delivery into InboundMessages,
 // its outbound side delivers an OutboundMessage. Nothing outside a channel's
@@ -96,4 +98,17 @@ export interface InboundChannel {
   isAllowed(message: InboundMessage): boolean;
   /** The channel that answers, or an AppError (503) when sending is not configured. */
   outbound(): Channel;
+}
+
+/** A channel module's row in the channel table (lib/channels/index.ts): all the gateway asks of it. */
+export interface ChannelModule {
+  name: ChannelName;
+  /** The sending side as the environment configures it (built once), or undefined when it cannot send. */
+  outbound(): Channel | undefined;
+  /** Its webhook, when it receives one (lib/webhooks.ts `receive`). */
+  inbound?: InboundChannel;
+  /** What start-up logs about it: "ok" or the first thing missing. */
+  status?(env: Env): string;
+  /** A cron job's thread on it, normalised, or a 400 (`bad_request:cron`) saying what it looks like. */
+  threadId?(id: string): string;
 }

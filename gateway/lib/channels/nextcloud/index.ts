@@ -3,7 +3,7 @@ import { getEnv, type Env } from "../../env";
 import { AppError } from "../../errors";
 import { logger } from "../../logger";
 import { once, requireOutbound, webhookSecret } from "../inbound";
-import type { Channel, InboundChannel } from "../types";
+import type { Channel, ChannelModule, InboundChannel } from "../types";
 import { createNextcloudClient, NEXTCLOUD_TEXT_LIMIT, type NextcloudClient } from "./ocs";
 import { isAllowedActor, parseWebhook, verifySignature } from "./webhook";
 
@@ -85,3 +85,12 @@ export function nextcloudThreadId(id: string): string {
   }
   return token;
 }
+
+/** The Nextcloud Talk row of the channel table. */
+export const nextcloudModule = {
+  name: "nextcloud",
+  outbound: nextcloudChannel,
+  inbound: nextcloudInbound,
+  status: nextcloudStatus,
+  threadId: nextcloudThreadId,
+} satisfies ChannelModule;

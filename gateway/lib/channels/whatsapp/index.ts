@@ -3,7 +3,7 @@ import { getEnv, type Env } from "../../env";
 import { AppError } from "../../errors";
 import { logger } from "../../logger";
 import { once, requireOutbound, webhookSecret } from "../inbound";
-import type { Channel, InboundChannel, InboundMessage } from "../types";
+import type { Channel, ChannelModule, InboundChannel, InboundMessage } from "../types";
 import { createWhatsAppClient, WHATSAPP_TEXT_LIMIT, type WhatsAppClient } from "./graph";
 import { isAllowedSender, parseWebhook, verifySignature, verifySubscription, type WhatsAppInbound } from "./webhook";
 
@@ -115,3 +115,12 @@ export function whatsappThreadId(id: string): string {
   }
   return digits;
 }
+
+/** The WhatsApp row of the channel table. */
+export const whatsappModule = {
+  name: "whatsapp",
+  outbound: whatsappChannel,
+  inbound: whatsappInbound,
+  status: whatsappStatus,
+  threadId: whatsappThreadId,
+} satisfies ChannelModule;

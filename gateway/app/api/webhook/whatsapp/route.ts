@@ -1,4 +1,4 @@
-import { inboundChannels } from "@/lib/channels";
+import { channelModules } from "@/lib/channels";
 import { answerWhatsAppSubscription } from "@/lib/channels/whatsapp";
 import { route } from "@/lib/http";
 import { receive } from "@/lib/webhooks";
@@ -8,4 +8,4 @@ import { receive } from "@/lib/webhooks";
 // deliveries, stored before the 200 and answered after.
 export const GET = route(async (request) => answerWhatsAppSubscription(request));
 
-export const POST = route((request) => receive(inboundChannels.whatsapp, request));
+export const POST = route((request) => receive(channelModules.whatsapp.inbound, request));
