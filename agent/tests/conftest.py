@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -47,11 +48,7 @@ class Service:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
 
 
 def service_env(tmp: Path, **overrides: str) -> dict[str, str]:
@@ -78,26 +75,47 @@ def service_env(tmp: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def spawn_service(
+    env: dict[str, str], log_path: Path, cwd: Path = AGENT_DIR, python: str = sys.executable
+) -> subprocess.Popen[bytes]:
+    """`python main.py` in `cwd` (an agent/ folder) with `env`, its output and errors written to `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen([python, "main.py"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_for_health(process: subprocess.Popen[bytes], url: str, timeout_s: float, probe_timeout_s: float = 1) -> bool:
+    """Whether `url`/health answered 200 within timeout_s; False as soon as the process has exited."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            if httpx.get(f"{url}/health", timeout=probe_timeout_s).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10) -> None:
+    """Terminate, and kill what is still running after timeout_s."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
+
+
 def start_service(tmp: Path, wait: bool = True, **overrides: str) -> Service:
     port = free_port()
-    env = service_env(tmp, AGENT_PORT=str(port), **overrides)
     log_path = tmp / f"agent-{port}.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "main.py"], cwd=AGENT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    process = spawn_service(service_env(tmp, AGENT_PORT=str(port), **overrides), log_path)
     service = Service(f"http://127.0.0.1:{port}", process, log_path, overrides.get("AGENT_API_KEY") or None)
-    if wait:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"agent exited with {process.returncode}:\n{service.log_text()}")
-            try:
-                if httpx.get(f"{service.url}/health", timeout=1).status_code == 200:
-                    return service
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    if wait and not wait_for_health(process, service.url, 60):
+        if process.poll() is not None:
+            raise RuntimeError(f"agent exited with {process.returncode}:\n{service.log_text()}")
         service.stop()
         raise RuntimeError(f"agent did not start:\n{service.log_text()}")
     return service
