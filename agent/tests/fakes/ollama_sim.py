@@ -267,7 +267,8 @@ class Slot:
     cache: list[int] = field(default_factory=list)
 
 
-STAT_KEYS = (
+# What /_fake/stats sums over the requests: a SimRecord's counts, then its simulated seconds.
+COUNT_KEYS = (
     "prompt_tokens",
     "cached_tokens",
     "evaluated_tokens",
@@ -275,11 +276,8 @@ STAT_KEYS = (
     "thinking_tokens",
     "output_tokens",
     "truncated_messages",
-    "load_s",
-    "prompt_s",
-    "output_s",
-    "sim_seconds",
 )
+STAT_KEYS = (*COUNT_KEYS, "load_s", "prompt_s", "output_s", "sim_seconds")
 
 
 class Simulator:
