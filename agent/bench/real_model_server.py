@@ -40,6 +40,7 @@ from pathlib import Path
 
 from bench.real_model_api import Handler, ServerState
 from bench.real_model_host import ModelHost
+from tests.fakes.scripted import serve_until_interrupted
 
 DEFAULT_NAME = "smollm2:135m"
 
@@ -78,12 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     server = RealModelServer(ModelHost(args.model, args.name, args.threads, args.extra_buffers), args.port)
-    sys.stdout.write(f"READY {server.server_address[1]}\n")
-    sys.stdout.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    serve_until_interrupted(server)
 
 
 if __name__ == "__main__":

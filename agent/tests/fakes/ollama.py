@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +35,7 @@ from tests.fakes.ollama_sim import (
     profile_named,
     wants_thinking,
 )
-from tests.fakes.scripted import FakeHandler, FakeServer, answer_text, chunks
+from tests.fakes.scripted import FakeHandler, FakeServer, answer_text, chunks, serve_until_interrupted
 
 DEFAULT_MODELS = ("qwen3:8b", "qwen3:4b", "qwen3-vl:2b")
 VISION_ANSWER = "A red square on a white background."
@@ -272,12 +271,7 @@ def main() -> None:
     parser.add_argument("--num-ctx", type=int, default=DEFAULT_NUM_CTX, help="default context when a request has none")
     args = parser.parse_args()
     server = FakeOllama(args.port, tuple(m for m in args.models.split(",") if m), args.profile, args.num_ctx)
-    sys.stdout.write(f"READY {server.server_address[1]}\n")
-    sys.stdout.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    serve_until_interrupted(server)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -198,3 +199,13 @@ class FakeServer(ThreadingHTTPServer):
         """The scripted latency of the model, recorded so benchmarks can subtract it."""
         if self.state.delay_s:
             time.sleep(self.state.delay_s)
+
+
+def serve_until_interrupted(server: ThreadingHTTPServer) -> None:
+    """A fake run alone: `READY <port>` on stdout once it listens, then serve until Ctrl-C."""
+    sys.stdout.write(f"READY {server.server_address[1]}\n")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
