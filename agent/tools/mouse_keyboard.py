@@ -70,34 +70,25 @@ A mouse in a screen corner is the owner's emergency stop: avoid the corners."""
         if action not in ACTIONS:
             result = f"ERROR: unknown action '{action}'. Use one of: {', '.join(ACTIONS)}."
         else:
-            result = self._run(action, x, y, x2, y2, text, keys, amount)
+            try:
+                import pyautogui  # imported here: without a display the import itself raises KeyError('DISPLAY')
+
+                # Keep the fail-safe on: slamming the mouse into a corner is the owner's way to stop a
+                # runaway agent. pyautogui then raises FailSafeException, reported below.
+                pyautogui.FAILSAFE = True
+                result = _act(pyautogui, action, x, y, x2, y2, text, keys, amount)
+            except Exception as exc:  # Xlib, pyautogui and OS errors share no base class
+                result = _failure(action, exc)
         return log_outcome(logger, self.name, started, result, action=action if action in ACTIONS else "unknown")
 
-    def _run(
-        self,
-        action: str,
-        x: int | None,
-        y: int | None,
-        x2: int | None,
-        y2: int | None,
-        text: str | None,
-        keys: str | None,
-        amount: int | None,
-    ) -> str:
-        try:
-            import pyautogui  # imported here: without a display the import itself raises KeyError('DISPLAY')
 
-            # Keep the fail-safe on: slamming the mouse into a corner is the owner's way to stop a
-            # runaway agent. pyautogui then raises FailSafeException, reported below.
-            pyautogui.FAILSAFE = True
-            return _act(pyautogui, action, x, y, x2, y2, text, keys, amount)
-        except Exception as exc:  # Xlib, pyautogui and OS errors share no base class
-            if type(exc).__name__ == "FailSafeException":
-                return (
-                    "ERROR: stopped by the fail-safe: the mouse is in a screen corner, which is the owner's emergency "
-                    "stop. Do not retry unless the owner asks you to continue."
-                )
-            return gui_error(f"use the mouse/keyboard ({action})", exc)
+def _failure(action: str, exc: Exception) -> str:
+    if type(exc).__name__ == "FailSafeException":
+        return (
+            "ERROR: stopped by the fail-safe: the mouse is in a screen corner, which is the owner's emergency "
+            "stop. Do not retry unless the owner asks you to continue."
+        )
+    return gui_error(f"use the mouse/keyboard ({action})", exc)
 
 
 def _act(
