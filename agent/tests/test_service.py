@@ -36,6 +36,12 @@ def chat_requests(server: FakeOllama | FakeOpenAI) -> list[dict]:
     ]
 
 
+def run_stream(service: Service, message: str) -> httpx.Response:
+    """POST /run/stream, the whole event stream read."""
+    with service.client() as client:
+        return client.post("/run/stream", json={"message": message})
+
+
 def sse_events(response: httpx.Response) -> list[tuple[str, dict]]:
     events = []
     for block in response.text.strip().split("\n\n"):
@@ -108,8 +114,7 @@ def test_stream_yields_deltas_and_steps_then_final(service: Service, fake_ollama
         "Thought: compute.\n<code>\nprint(6 * 7)\n</code>",
         'Thought: answer.\n<code>\nfinal_answer("42")\n</code>',
     )
-    with service.client() as client:
-        response = client.post("/run/stream", json={"message": "6 times 7?"})
+    response = run_stream(service, "6 times 7?")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse_events(response)
@@ -131,8 +136,7 @@ def test_tool_failure_is_reported_in_its_step(service: Service, fake_ollama: Fak
         'Thought: read.\n<code>\nprint(file_system(operation="read", path="../../etc/passwd"))\n</code>',
         '<code>\nfinal_answer("cannot")\n</code>',
     )
-    with service.client() as client:
-        events = sse_events(client.post("/run/stream", json={"message": "read passwd"}))
+    events = sse_events(run_stream(service, "read passwd"))
     step = next(data for name, data in events if name == "step")
     assert step["tool_calls"][0]["name"] == "file_system"
     assert "ERROR" in step["observation"]
