@@ -8,8 +8,8 @@ import type { TurnState } from "../db/messages";
 import { getEnv } from "../env";
 import { AppError } from "../errors";
 import { errorMeta, logger } from "../logger";
-import { createKeyedQueue } from "../serial";
-import { createTurnGate, defaultTurnGate, type TurnGateOptions } from "../turn-gate";
+import { createKeyedQueue } from "./queue";
+import { createTurnGate, defaultTurnGate, type TurnGateOptions } from "./gate";
 import { createAttempt, type TurnOutcome } from "./attempt";
 import { createListeners, type TurnListener } from "./listeners";
 import { defaultRetryPolicy, type RetryPolicy } from "./retry";
@@ -37,7 +37,7 @@ export interface TurnDeps {
   agent: AgentClient;
   channels: Partial<Record<ChannelName, Channel>>;
   retry?: Partial<RetryPolicy>;
-  /** How many turns run at once, and how busy the event loop may be for another to start (lib/turn-gate.ts). */
+  /** How many turns run at once, and how busy the event loop may be for another to start (./gate.ts). */
   gate?: Partial<TurnGateOptions>;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createTurnGate } from "../lib/turn-gate";
+import { createTurnGate } from "../lib/turns/gate";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
