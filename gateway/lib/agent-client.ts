@@ -179,8 +179,9 @@ export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_M
     }
   }
 
-  async function getJson<T>(path: string, schema: z.ZodType<T>, limitMs: number): Promise<T> {
-    const { response, signal } = await send("GET", path, undefined, "application/json", limitMs);
+  /** One JSON exchange: the body read whole, a non-200 as the agent's error, the reply checked with `schema`. */
+  async function exchange<T>(method: "GET" | "POST", path: string, body: string | undefined, schema: z.ZodType<T>, limitMs: number): Promise<T> {
+    const { response, signal } = await send(method, path, body, "application/json", limitMs);
     let text: string;
     try {
       text = await readAll(response);
@@ -192,17 +193,7 @@ export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_M
   }
 
   return {
-    async run(request) {
-      const { response, signal } = await send("POST", "/run", wireBody(request), "application/json", timeoutMs);
-      let text: string;
-      try {
-        text = await readAll(response);
-      } catch (error) {
-        throw error instanceof AppError ? error : transportError(error, signal, timeoutMs);
-      }
-      if (response.statusCode !== 200) throw errorFromAgent(response.statusCode ?? 0, text);
-      return parseJson(text, resultSchema);
-    },
+    run: (request) => exchange("POST", "/run", wireBody(request), resultSchema, timeoutMs),
 
     async *stream(request) {
       const { response, signal } = await send("POST", "/run/stream", wireBody(request), "text/event-stream", timeoutMs);
@@ -235,7 +226,7 @@ export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_M
     },
 
     models({ timeoutMs: limit = 5_000 } = {}) {
-      return getJson("/models", modelsSchema, limit);
+      return exchange("GET", "/models", undefined, modelsSchema, limit);
     },
   };
 }

@@ -1,6 +1,7 @@
 // Browser-side calls to the gateway's API. Shapes mirror the route handlers.
 import type { ChannelName } from "./channels/types";
 import type { CronJobInput, CronJobView } from "./cron-job-schema";
+import type { HealthReport } from "./health";
 import { bodyChunks, parseSse } from "./sse";
 
 export type { ChannelName } from "./channels/types";
@@ -38,14 +39,8 @@ export interface ModelsInfo {
   installed: string[];
 }
 
-export interface HealthInfo {
-  status: "ok" | "degraded" | "down";
-  db: string;
-  agent: string;
-  ollama: string;
-  searxng: string;
-  latency_ms: Record<string, number>;
-}
+/** GET /api/health's body (a type-only import: nothing of lib/health.ts reaches the browser). */
+export type HealthInfo = HealthReport;
 
 export interface Persona {
   persona_name: string;
