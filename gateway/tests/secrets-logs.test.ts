@@ -17,9 +17,7 @@ import * as settings from "../app/api/settings/route";
 import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
-import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
-import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
-import { startFakeNextcloud, type FakeNextcloud } from "./support/fake-nextcloud";
+import { startChannelFakes, type ChannelFakes } from "./support/channel-fakes";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "./support/wire";
 
 // Secrets never reach the logs. Every secret is a distinct marker; every route is
@@ -48,29 +46,27 @@ const owner = "16505551234";
 const room = "secretsroom";
 const random = "S".repeat(64);
 
-let agent: FakeAgent;
-let graph: FakeGraph;
-let talk: FakeNextcloud;
+let fakes: ChannelFakes;
 let logs: { text: () => string };
 const answers: string[] = [];
 
 beforeAll(async () => {
-  agent = await startFakeAgent({ apiKey: secret.AGENT_API_KEY });
-  graph = await startFakeGraph({ accessToken: secret.WHATSAPP_ACCESS_TOKEN, phoneNumberId });
-  talk = await startFakeNextcloud({ secret: secret.NEXTCLOUD_BOT_SECRET, tokens: [room] });
-  Object.assign(process.env, {
-    ...secret,
-    AGENT_URL: agent.url,
-    WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
-    WHATSAPP_API_URL: graph.url,
-    WHATSAPP_ALLOWED_NUMBERS: owner,
-    NEXTCLOUD_BASE_URL: talk.url,
+  fakes = await startChannelFakes({
+    agentApiKey: secret.AGENT_API_KEY,
+    appSecret: secret.WHATSAPP_APP_SECRET,
+    accessToken: secret.WHATSAPP_ACCESS_TOKEN,
+    phoneNumberId,
+    allowedNumbers: owner,
+    botSecret: secret.NEXTCLOUD_BOT_SECRET,
+    rooms: [room],
   });
+  // Every secret, also those no fake needs (WEBCHAT_TOKEN, CRON_SECRET, WHATSAPP_VERIFY_TOKEN).
+  Object.assign(process.env, secret, fakes.env);
   logs = captureOutput();
 });
 afterAll(async () => {
   vi.restoreAllMocks();
-  await Promise.all([agent.close(), graph.close(), talk.close()]);
+  await fakes.close();
 });
 
 /** Calls a handler, keeps the whole answer (status, headers, body) for the final check, returns the status and body. */
@@ -107,9 +103,9 @@ it("no secret appears in the logs or the answers, whatever the routes are sent",
   expect(first.body).toContain("event: final");
   const conversationId = (JSON.parse(/data: (.*)/.exec(first.body)![1]!) as { conversationId: string }).conversationId;
   expect((await send(chat.POST(req("/api/chat", { method: "POST", headers: bearer, body: json({ message: "again", conversationId }) })))).body).toContain("event: final");
-  agent.reply = () => ({ status: 500, error: { error: "internal failure", code: "internal" } });
+  fakes.agent.reply = () => ({ status: 500, error: { error: "internal failure", code: "internal" } });
   expect((await send(chat.POST(req("/api/chat", { method: "POST", headers: bearer, body: json({ message: "fail" }) })))).body).toContain("event: error");
-  agent.reply = () => ({});
+  fakes.agent.reply = () => ({});
   expect((await send(chat.POST(req("/api/chat", { method: "POST", headers: bearer, body: "{" })))).status).toBe(400);
 
   // Reading and changing things.
@@ -141,7 +137,7 @@ it("no secret appears in the logs or the answers, whatever the routes are sent",
   const handshake = (token: string) => send(whatsappRoute.GET(req(`/api/webhook/whatsapp?hub.mode=subscribe&hub.verify_token=${token}&hub.challenge=12345`)));
   expect((await handshake(secret.WHATSAPP_VERIFY_TOKEN)).body).toBe("12345");
   expect((await handshake(secret.WHATSAPP_APP_SECRET)).status).toBe(403);
-  graph.failNext(null, { status: 401, code: 190, message: "Invalid OAuth access token" });
+  fakes.graph.failNext(null, { status: 401, code: 190, message: "Invalid OAuth access token" });
   const raw = whatsappDelivery([{ messages: [textMessage(owner, "wamid.SECRETS1", "one"), textMessage(owner, "wamid.SECRETS2", "two")] }]);
   const postWhatsApp = (signature: string, path = "/api/webhook/whatsapp") =>
     send(whatsappRoute.POST(req(path, { method: "POST", headers: { "x-hub-signature-256": signature, "x-forwarded-for": "173.252.0.9" }, body: raw })));
@@ -179,8 +175,8 @@ it("no secret appears in the logs or the answers, whatever the routes are sent",
   await backgroundIdle();
 
   // The paths above were really taken...
-  expect(graph.sent.map((m) => m.body)).toEqual(["Echo: one"]);
-  expect(talk.posted.map((m) => m.message)).toEqual(["Echo: hi"]);
+  expect(fakes.graph.sent.map((m) => m.body)).toEqual(["Echo: one"]);
+  expect(fakes.talk.posted.map((m) => m.message)).toEqual(["Echo: hi"]);
   for (const event of [
     "auth.failed",
     "auth.login",

@@ -5,9 +5,7 @@ import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
 import { db } from "../lib/db/client";
 import { FAILED_CREDENTIALS } from "../lib/rate-limit";
-import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
-import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
-import { startFakeNextcloud, type FakeNextcloud } from "./support/fake-nextcloud";
+import { startChannelFakes, type ChannelFakes } from "./support/channel-fakes";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "./support/wire";
 
 // The rate limits through the real routes: failed signatures and cron secrets
@@ -24,9 +22,7 @@ const room = "limitsroom";
 const random = "Z".repeat(64);
 const CAP = 5;
 
-let agent: FakeAgent;
-let graph: FakeGraph;
-let talk: FakeNextcloud;
+let fakes: ChannelFakes;
 let counter = 0;
 const wamid = () => `wamid.LIMITS${++counter}`;
 
@@ -37,27 +33,14 @@ let frozenAt: number | null = null;
 const advance = (ms: number) => void (offset += ms);
 
 beforeAll(async () => {
-  agent = await startFakeAgent();
-  graph = await startFakeGraph({ accessToken, phoneNumberId });
-  talk = await startFakeNextcloud({ secret: botSecret, tokens: [room] });
-  Object.assign(process.env, {
-    AGENT_URL: agent.url,
-    CRON_SECRET: cronSecret,
-    WHATSAPP_APP_SECRET: appSecret,
-    WHATSAPP_ACCESS_TOKEN: accessToken,
-    WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
-    WHATSAPP_API_URL: graph.url,
-    WHATSAPP_ALLOWED_NUMBERS: owner,
-    NEXTCLOUD_BASE_URL: talk.url,
-    NEXTCLOUD_BOT_SECRET: botSecret,
-    WEBHOOK_RATE_LIMIT_PER_S: String(CAP),
-  });
+  fakes = await startChannelFakes({ appSecret, accessToken, phoneNumberId, allowedNumbers: owner, botSecret, rooms: [room] });
+  Object.assign(process.env, fakes.env, { CRON_SECRET: cronSecret, WEBHOOK_RATE_LIMIT_PER_S: String(CAP) });
   vi.spyOn(Date, "now").mockImplementation(() => frozenAt ?? realNow() + offset);
 });
 afterAll(async () => {
   vi.restoreAllMocks();
   await backgroundIdle();
-  await Promise.all([agent.close(), graph.close(), talk.close()]);
+  await fakes.close();
 });
 beforeEach(() => {
   frozenAt = null;
@@ -99,7 +82,7 @@ const channels = [
       const init = { method: "POST", headers, body: stream ?? body, duplex: "half" } as RequestInit;
       return whatsappRoute.POST(new Request("http://127.0.0.1:3000/api/webhook/whatsapp", init));
     },
-    answered: () => graph.sent.length,
+    answered: () => fakes.graph.sent.length,
   },
   {
     name: "nextcloud",
@@ -114,7 +97,7 @@ const channels = [
       const init = { method: "POST", headers, body: stream ?? body, duplex: "half" } as RequestInit;
       return nextcloudRoute.POST(new Request("http://127.0.0.1:3000/api/webhook/nextcloud", init));
     },
-    answered: () => talk.posted.length,
+    answered: () => fakes.talk.posted.length,
   },
 ];
 

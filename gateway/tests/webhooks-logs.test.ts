@@ -4,9 +4,7 @@ import { captureOutput } from "./support/capture-output";
 import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
-import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
-import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
-import { startFakeNextcloud, type FakeNextcloud } from "./support/fake-nextcloud";
+import { startChannelFakes, type ChannelFakes } from "./support/channel-fakes";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "./support/wire";
 
 // Logs carry metadata only. A unique marker goes through both webhooks (text,
@@ -17,31 +15,18 @@ process.env.LOG_LEVEL = "debug";
 const marker = `MARKER-${randomUUID()}`;
 const appSecret = "6f1d3c0b9a8e7f6a5b4c3d2e1f0a9b8c";
 const botSecret = "b".repeat(64);
-let agent: FakeAgent;
-let graph: FakeGraph;
-let talk: FakeNextcloud;
+let fakes: ChannelFakes;
 let logs: { text: () => string };
 
 beforeAll(async () => {
-  agent = await startFakeAgent();
-  graph = await startFakeGraph({ accessToken: "token-x", phoneNumberId: "1065" });
-  talk = await startFakeNextcloud({ secret: botSecret, tokens: ["room1"] });
-  Object.assign(process.env, {
-    AGENT_URL: agent.url,
-    WHATSAPP_APP_SECRET: appSecret,
-    WHATSAPP_ACCESS_TOKEN: "token-x",
-    WHATSAPP_PHONE_NUMBER_ID: "1065",
-    WHATSAPP_API_URL: graph.url,
-    WHATSAPP_ALLOWED_NUMBERS: "16505551234",
-    NEXTCLOUD_BASE_URL: talk.url,
-    NEXTCLOUD_BOT_SECRET: botSecret,
-  });
+  fakes = await startChannelFakes({ appSecret, accessToken: "token-x", phoneNumberId: "1065", allowedNumbers: "16505551234", botSecret, rooms: ["room1"] });
+  Object.assign(process.env, fakes.env);
   // Captured, not shown: the test's output stays readable.
   logs = captureOutput();
 });
 afterAll(async () => {
   vi.restoreAllMocks();
-  await Promise.all([agent.close(), graph.close(), talk.close()]);
+  await fakes.close();
 });
 
 const postWhatsApp = (raw: string) =>
@@ -61,8 +46,8 @@ const postTalk = (raw: string) => {
 
 it("never writes message text to the logs", async () => {
   // Delivered, failing at the agent, failing at Graph, refused sender, unknown type, duplicate.
-  agent.reply = (body) => (body.message.includes("agent-fails") ? { status: 500, error: { error: `boom ${marker}`, code: "internal" } } : {});
-  graph.failNext(null, { code: 100, message: `(#100) Invalid parameter ${marker}` });
+  fakes.agent.reply = (body) => (body.message.includes("agent-fails") ? { status: 500, error: { error: `boom ${marker}`, code: "internal" } } : {});
+  fakes.graph.failNext(null, { code: 100, message: `(#100) Invalid parameter ${marker}` });
   const messages = [
     textMessage("16505551234", "wamid.log1", `hello ${marker}`),
     textMessage("16505551234", "wamid.log2", `graph-fails ${marker}`),
@@ -85,8 +70,8 @@ it("never writes message text to the logs", async () => {
   expect((await postTalk(talkRaw)).status).toBe(200);
   await backgroundIdle();
 
-  expect(graph.sent.some((m) => m.body.includes(marker))).toBe(true);
-  expect(talk.posted.some((m) => m.message.includes(marker))).toBe(true);
+  expect(fakes.graph.sent.some((m) => m.body.includes(marker))).toBe(true);
+  expect(fakes.talk.posted.some((m) => m.message.includes(marker))).toBe(true);
   expect(logs.text()).toContain('"event":"whatsapp.received"');
   expect(logs.text()).toContain('"event":"turn.send_failed"');
   expect(logs.text()).toContain('"event":"turn.failed"');

@@ -3,9 +3,10 @@ import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
 import { db } from "../lib/db/client";
-import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
-import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
-import { startFakeNextcloud, type FakeNextcloud } from "./support/fake-nextcloud";
+import { startChannelFakes, type ChannelFakes } from "./support/channel-fakes";
+import type { FakeAgent } from "./support/fake-agent";
+import type { FakeGraph } from "./support/fake-graph";
+import type { FakeNextcloud } from "./support/fake-nextcloud";
 import { metaSignature, talkMessage, talkSignature, textMessage, whatsappDelivery } from "./support/wire";
 
 // Replayed webhooks: a captured, correctly signed delivery posted again by
@@ -21,35 +22,21 @@ const owner = "16505551234";
 const room = "replayroom";
 const random = "aB3+/".repeat(12) + "xyzw";
 
+let fakes: ChannelFakes;
 let agent: FakeAgent;
 let graph: FakeGraph;
 let talk: FakeNextcloud;
 
 beforeAll(async () => {
-  agent = await startFakeAgent();
-  graph = await startFakeGraph({ accessToken, phoneNumberId });
-  talk = await startFakeNextcloud({ secret: botSecret, tokens: [room] });
-  Object.assign(process.env, {
-    AGENT_URL: agent.url,
-    WHATSAPP_APP_SECRET: appSecret,
-    WHATSAPP_ACCESS_TOKEN: accessToken,
-    WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
-    WHATSAPP_API_URL: graph.url,
-    WHATSAPP_ALLOWED_NUMBERS: owner,
-    NEXTCLOUD_BASE_URL: talk.url,
-    NEXTCLOUD_BOT_SECRET: botSecret,
-  });
+  fakes = await startChannelFakes({ appSecret, accessToken, phoneNumberId, allowedNumbers: owner, botSecret, rooms: [room] });
+  ({ agent, graph, talk } = fakes);
+  Object.assign(process.env, fakes.env);
 });
 afterAll(async () => {
   await backgroundIdle();
-  await Promise.all([agent.close(), graph.close(), talk.close()]);
+  await fakes.close();
 });
-beforeEach(() => {
-  agent.requests.length = 0;
-  agent.reply = () => ({});
-  graph.sent.length = 0;
-  talk.posted.length = 0;
-});
+beforeEach(() => fakes.forget());
 
 // The exact request Meta sent, as an attacker who captured it would send it again (from anywhere).
 const replayWhatsApp = (raw: string, signature: string, client: string) =>

@@ -3,9 +3,10 @@ import * as nextcloudRoute from "../app/api/webhook/nextcloud/route";
 import * as whatsappRoute from "../app/api/webhook/whatsapp/route";
 import { backgroundIdle } from "../lib/background";
 import { db } from "../lib/db/client";
-import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
-import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
-import { startFakeNextcloud, type FakeNextcloud } from "./support/fake-nextcloud";
+import { startChannelFakes, type ChannelFakes } from "./support/channel-fakes";
+import type { FakeAgent } from "./support/fake-agent";
+import type { FakeGraph } from "./support/fake-graph";
+import type { FakeNextcloud } from "./support/fake-nextcloud";
 import {
   escapedJson,
   metaSignature,
@@ -29,6 +30,7 @@ const friend = "4915112345678";
 const room = "n3xtc10ud";
 const random = "q2Xw+/9LmN0pRsTuVwXyZa1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ+/AbCdE";
 
+let fakes: ChannelFakes;
 let agent: FakeAgent;
 let graph: FakeGraph;
 let talk: FakeNextcloud;
@@ -36,33 +38,15 @@ let counter = 0;
 const wamid = () => `wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQz${(++counter).toString().padStart(4, "0")}Q0Y+QTk=`;
 
 beforeAll(async () => {
-  agent = await startFakeAgent();
-  graph = await startFakeGraph({ accessToken, phoneNumberId });
-  talk = await startFakeNextcloud({ secret: botSecret, tokens: [room, "k8w2pq7z"] });
-  Object.assign(process.env, {
-    AGENT_URL: agent.url,
-    WHATSAPP_VERIFY_TOKEN: "my-verify-token",
-    WHATSAPP_APP_SECRET: appSecret,
-    WHATSAPP_ACCESS_TOKEN: accessToken,
-    WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
-    WHATSAPP_API_URL: graph.url,
-    WHATSAPP_ALLOWED_NUMBERS: `+1 650 555 1234, ${friend}`,
-    NEXTCLOUD_BASE_URL: talk.url,
-    NEXTCLOUD_BOT_SECRET: botSecret,
-    NEXTCLOUD_ALLOWED_USERS: "alice, users/bob",
-  });
+  fakes = await startChannelFakes({ appSecret, accessToken, phoneNumberId, allowedNumbers: `+1 650 555 1234, ${friend}`, botSecret, rooms: [room, "k8w2pq7z"] });
+  ({ agent, graph, talk } = fakes);
+  Object.assign(process.env, fakes.env, { WHATSAPP_VERIFY_TOKEN: "my-verify-token", NEXTCLOUD_ALLOWED_USERS: "alice, users/bob" });
 });
 afterAll(async () => {
   await backgroundIdle();
-  await Promise.all([agent.close(), graph.close(), talk.close()]);
+  await fakes.close();
 });
-beforeEach(() => {
-  agent.requests.length = 0;
-  agent.reply = () => ({});
-  graph.sent.length = 0;
-  graph.reads.length = 0;
-  talk.posted.length = 0;
-});
+beforeEach(() => fakes.forget());
 
 const turnCount = () => db().turn.count();
 
