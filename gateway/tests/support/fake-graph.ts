@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
-import http from "node:http";
-import { closeServer, listenOnLoopback, readText } from "./http-fake";
+import { closeServer, listenOnLoopback, recordingServer, type RecordedRequest } from "./http-fake";
 
 // A local stand-in for Meta's Graph API as the WhatsApp Cloud API uses it:
 // POST /{phone-number-id}/messages (text and read receipts), GET /{media-id}
@@ -16,16 +15,7 @@ export interface GraphFailure {
   retryAfter?: string;
 }
 
-export interface GraphRequest {
-  method: string;
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  body?: unknown;
-  /** Date.now() when it arrived. */
-  at: number;
-  /** The status Graph answered. */
-  status?: number;
-}
+export type GraphRequest = RecordedRequest;
 
 export interface SentText {
   to: string;
@@ -89,11 +79,7 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     },
   };
 
-  const server = http.createServer(async (req, res) => {
-    const raw = await readText(req);
-    const path = new URL(req.url ?? "/", "http://graph").pathname;
-    const record: GraphRequest = { method: req.method ?? "", path, headers: req.headers, at: Date.now() };
-    fake.requests.push(record);
+  const server = recordingServer(fake.requests, async (req, res, { raw, path, record }) => {
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       record.status = status;
       res.writeHead(status, { "content-type": "application/json; charset=UTF-8", ...headers }).end(JSON.stringify(body));

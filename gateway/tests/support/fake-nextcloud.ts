@@ -1,6 +1,5 @@
 import { createHmac } from "node:crypto";
-import http from "node:http";
-import { closeServer, listenOnLoopback, readText } from "./http-fake";
+import { closeServer, listenOnLoopback, recordingServer, type RecordedRequest } from "./http-fake";
 
 // A local stand-in for Nextcloud Talk's bot API (spreed BotController):
 // POST /ocs/v2.php/apps/spreed/api/v1/bot/{token}/message and
@@ -10,16 +9,7 @@ import { closeServer, listenOnLoopback, readText } from "./http-fake";
 // enabled in that conversation, the 32 000-character limit. It can be
 // scripted to fail and records everything.
 
-export interface TalkRequest {
-  method: string;
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  body?: unknown;
-  /** Date.now() when it arrived. */
-  at: number;
-  /** The status the server answered. */
-  status?: number;
-}
+export type TalkRequest = RecordedRequest;
 
 /** A scripted answer: a status, or a status with a Retry-After header (seconds or an HTTP date). */
 export type TalkFailure = number | { status: number; retryAfter?: string };
@@ -72,11 +62,7 @@ export async function startFakeNextcloud(options: { secret: string; tokens: stri
     },
   };
 
-  const server = http.createServer(async (req, res) => {
-    const raw = await readText(req);
-    const path = new URL(req.url ?? "/", "http://nextcloud").pathname;
-    const record: TalkRequest = { method: req.method ?? "", path, headers: req.headers, at: Date.now() };
-    fake.requests.push(record);
+  const server = recordingServer(fake.requests, async (req, res, { raw, path, record }) => {
     const answer = (status: number, headers: Record<string, string> = {}) => {
       record.status = status;
       res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers }).end(JSON.stringify(ocs(status)));

@@ -2,12 +2,42 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 
 // What every fake server in tests/support shares: the body as text, a loopback port, and a close
-// that does not wait for idle keep-alive connections.
+// that does not wait for idle keep-alive connections; the Graph and Talk fakes also record each
+// request the same way.
 
 export async function readText(req: http.IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/** A request as the Graph and Talk fakes record it. */
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body?: unknown;
+  /** Date.now() when it arrived. */
+  at: number;
+  /** The status the fake answered. */
+  status?: number;
+}
+
+/**
+ * A server that reads each request's body as text and records the request in `requests` (method, path
+ * without the query, headers, arrival) before `handle` answers it; `handle` adds the body and status.
+ */
+export function recordingServer(
+  requests: RecordedRequest[],
+  handle: (req: http.IncomingMessage, res: http.ServerResponse, request: { raw: string; path: string; record: RecordedRequest }) => Promise<void> | void,
+): http.Server {
+  return http.createServer(async (req, res) => {
+    const raw = await readText(req);
+    const path = new URL(req.url ?? "/", "http://fake").pathname;
+    const record: RecordedRequest = { method: req.method ?? "", path, headers: req.headers, at: Date.now() };
+    requests.push(record);
+    await handle(req, res, { raw, path, record });
+  });
 }
 
 /** Listens on a free loopback port and returns the server's base URL. */
