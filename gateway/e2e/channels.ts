@@ -14,9 +14,10 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
+import { channelEnv } from "../tests/support/channel-env";
 import { metaSignature, talkMessage, talkHeaders, textMessage, whatsappDelivery } from "../tests/support/wire";
-import { check, passed, sleep, waitFor } from "./checks";
-import { agentAvailable, gatewayDir, killService, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals } from "./stack";
+import { check, reportFailed, reportPassed, sleep, waitFor } from "./checks";
+import { exitUnlessAgentAvailable, gatewayDir, killService, secret, startBackend, startGateway, stopAll, stopOnSignals } from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs");
 const owner = "16505551234";
@@ -28,11 +29,7 @@ const codeAnswer = (text: string) => `Thought: answering.\n<code>\nfinal_answer(
 
 async function main() {
   stopOnSignals();
-  if (!agentAvailable()) {
-    process.stderr.write("e2e channels: ../agent/main.py or its fake Ollama is missing; nothing to run against\n");
-    process.exit(2);
-  }
-  const agentKey = secret();
+  exitUnlessAgentAvailable("e2e channels");
   const appSecret = randomUUID().replace(/-/g, "");
   const botSecret = secret() + secret();
   const accessToken = `EAAG${secret()}`;
@@ -40,26 +37,16 @@ async function main() {
   process.stdout.write("starting fake Graph, fake Talk, fake Ollama, agent and gateway…\n");
   const graph = await startFakeGraph({ accessToken, phoneNumberId });
   const talk = await startFakeNextcloud({ secret: botSecret, tokens: [room] });
-  const ollama = await startFakeOllama(logDir);
   // The long answer below is ~2,300 tokens in one final_answer: more than the default output cap (1,024), which
   // the fake Ollama enforces as Ollama does.
-  const agent = await startAgent({ ollamaUrl: ollama.url, apiKey: agentKey, logDir, env: { AGENT_MAX_OUTPUT_TOKENS: "3072" } });
+  const { ollama, gateway: backend } = await startBackend(logDir, { env: { AGENT_MAX_OUTPUT_TOKENS: "3072" } });
   const gatewayOptions = {
-    agentUrl: agent.url,
-    agentApiKey: agentKey,
+    ...backend,
     webchatToken: secret(),
-    ollamaUrl: ollama.url,
-    logDir,
     env: {
       LOG_LEVEL: "debug",
       WHATSAPP_VERIFY_TOKEN: "e2e-verify",
-      WHATSAPP_APP_SECRET: appSecret,
-      WHATSAPP_ACCESS_TOKEN: accessToken,
-      WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
-      WHATSAPP_API_URL: graph.url,
-      WHATSAPP_ALLOWED_NUMBERS: `+${owner}`,
-      NEXTCLOUD_BASE_URL: talk.url,
-      NEXTCLOUD_BOT_SECRET: botSecret,
+      ...channelEnv({ appSecret, accessToken, phoneNumberId, graphUrl: graph.url, allowedNumbers: `+${owner}`, talkUrl: talk.url, botSecret }),
     },
   };
   let gateway = await startGateway(gatewayOptions);
@@ -155,11 +142,9 @@ async function main() {
       .map((name) => readFileSync(path.join(logDir, name), "utf8"))
       .join("\n");
     check(logs.includes("whatsapp.received") && !logs.includes(marker), "the gateway's logs (debug level) never contain message text");
-    process.stdout.write(`e2e channels: ${passed()} passed, 0 failed\n`);
+    reportPassed("e2e channels");
   } catch (error) {
-    process.stderr.write(`e2e channels failed: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.stderr.write(`service logs in ${logDir}\n`);
-    process.exitCode = 1;
+    reportFailed("e2e channels", error, logDir);
   } finally {
     await stopAll();
     await Promise.all([graph.close(), talk.close()]);

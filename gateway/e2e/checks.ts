@@ -10,6 +10,16 @@ export function check(condition: unknown, what: string): asserts condition {
 
 export const passed = () => count;
 
+/** A suite's last line when every check passed. */
+export const reportPassed = (suite: string) => void process.stdout.write(`${suite}: ${count} passed, 0 failed\n`);
+
+/** A suite that failed: what failed and where the services' logs are, and exit code 1. */
+export function reportFailed(suite: string, error: unknown, logDir: string): void {
+  process.stderr.write(`${suite} failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`service logs in ${logDir}\n`);
+  process.exitCode = 1;
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 45_000): Promise<void> {

@@ -15,8 +15,8 @@ import Database from "better-sqlite3";
 import { chromium } from "playwright-core";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { crontabLine, runCrontabLine } from "./crontab";
-import { check, passed, sleep, waitFor } from "./checks";
-import { agentAvailable, chromiumArgs, chromiumPath, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals } from "./stack";
+import { check, reportFailed, reportPassed, sleep, waitFor } from "./checks";
+import { chromiumArgs, chromiumPath, exitUnlessAgentAvailable, gatewayDir, secret, startBackend, startGateway, stopAll, stopOnSignals } from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs-cron");
 const owner = "33612345678";
@@ -25,25 +25,17 @@ const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
 
 async function main() {
   stopOnSignals();
-  if (!agentAvailable()) {
-    process.stderr.write("e2e cron: ../agent/main.py or its fake Ollama is missing; nothing to run against\n");
-    process.exit(2);
-  }
-  const agentKey = secret();
+  exitUnlessAgentAvailable("e2e cron");
   const webchatToken = secret();
   const cronSecret = secret();
   const accessToken = `EAAG${secret()}`;
 
   process.stdout.write("starting fake Graph, fake Ollama, agent and gateway…\n");
   const graph = await startFakeGraph({ accessToken, phoneNumberId });
-  const ollama = await startFakeOllama(logDir);
-  const agent = await startAgent({ ollamaUrl: ollama.url, apiKey: agentKey, logDir });
+  const { gateway: backend } = await startBackend(logDir);
   const gateway = await startGateway({
-    agentUrl: agent.url,
-    agentApiKey: agentKey,
+    ...backend,
     webchatToken,
-    ollamaUrl: ollama.url,
-    logDir,
     env: {
       LOG_LEVEL: "debug",
       CRON_SECRET: cronSecret,
@@ -186,11 +178,9 @@ async function main() {
       .map((name) => readFileSync(path.join(logDir, name), "utf8"))
       .join("\n");
     check(logs.includes("cron.finished") && !logs.includes(marker) && !logs.includes(cronSecret), "the logs (debug level) carry neither prompts, answers nor the secret");
-    process.stdout.write(`e2e cron: ${passed()} passed, 0 failed\n`);
+    reportPassed("e2e cron");
   } catch (error) {
-    process.stderr.write(`e2e cron failed: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.stderr.write(`service logs in ${logDir}\n`);
-    process.exitCode = 1;
+    reportFailed("e2e cron", error, logDir);
   } finally {
     await stopAll();
     await graph.close();

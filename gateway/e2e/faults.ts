@@ -19,14 +19,16 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { startFakeGraph, type FakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud, type FakeNextcloud } from "../tests/support/fake-nextcloud";
+import { channelEnv } from "../tests/support/channel-env";
 import { metaSignature, talkMessage, talkHeaders, textMessage, whatsappDelivery, type WhatsAppTestMessage } from "../tests/support/wire";
-import { check, passed, sleep, waitFor } from "./checks";
+import { check, reportFailed, reportPassed, sleep, waitFor } from "./checks";
 import {
-  agentAvailable,
+  exitUnlessAgentAvailable,
   gatewayDir,
   killService,
   secret,
   startAgent,
+  startBackend,
   startFakeOllama,
   startGateway,
   startProcess,
@@ -86,12 +88,8 @@ type Expectation = { externalId: string; channel: "whatsapp" | "nextcloud" } & (
 
 async function main() {
   stopOnSignals(async () => void (await Promise.all([graph?.close(), talk?.close()])));
-  if (!agentAvailable()) {
-    process.stderr.write("e2e faults: ../agent/main.py or its fake Ollama is missing; nothing to run against\n");
-    process.exit(2);
-  }
+  exitUnlessAgentAvailable("e2e faults");
   rmSync(logDir, { recursive: true, force: true });
-  const agentKey = secret();
   const webchatToken = secret();
   const appSecret = randomUUID().replace(/-/g, "");
   const botSecret = secret() + secret();
@@ -100,31 +98,27 @@ async function main() {
   process.stdout.write("starting fake Graph, fake Talk, fake Ollama, agent and gateway…\n");
   graph = await startFakeGraph({ accessToken, phoneNumberId });
   talk = await startFakeNextcloud({ secret: botSecret, tokens: Object.values(rooms) });
-  let ollama = await startFakeOllama(logDir);
-  const ollamaPort = Number(new URL(ollama.url).port);
-  const agentOptions = {
-    ollamaUrl: ollama.url,
-    apiKey: agentKey,
-    logDir,
+  const backend = await startBackend(logDir, {
     env: { LOG_LEVEL: "DEBUG", AGENT_TIMEOUT_S: String(AGENT_TIMEOUT_S), AGENT_MAX_CONCURRENCY: "4", AGENT_MAX_OUTPUT_TOKENS: "3072" },
-  };
-  let agent = await startAgent(agentOptions);
+  });
+  let { ollama, agent } = backend;
+  const { agentOptions } = backend;
+  const ollamaPort = Number(new URL(ollama.url).port);
   const gatewayOptions = {
-    agentUrl: agent.url,
-    agentApiKey: agentKey,
+    ...backend.gateway,
     webchatToken,
-    ollamaUrl: ollama.url,
-    logDir,
     env: {
       ...turnSettings,
       LOG_LEVEL: "debug",
-      WHATSAPP_APP_SECRET: appSecret,
-      WHATSAPP_ACCESS_TOKEN: accessToken,
-      WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
-      WHATSAPP_API_URL: graph.url,
-      WHATSAPP_ALLOWED_NUMBERS: Object.values(numbers).join(","),
-      NEXTCLOUD_BASE_URL: talk.url,
-      NEXTCLOUD_BOT_SECRET: botSecret,
+      ...channelEnv({
+        appSecret,
+        accessToken,
+        phoneNumberId,
+        graphUrl: graph.url,
+        allowedNumbers: Object.values(numbers).join(","),
+        talkUrl: talk.url,
+        botSecret,
+      }),
     },
   };
   let gateway = await startGateway(gatewayOptions);
@@ -469,11 +463,9 @@ async function main() {
     const leaks = logs.filter((log) => log.text.includes(marker)).map((log) => log.name);
     check(leaks.length === 0, `no message text in the logs of ${logs.map((log) => log.name).join(", ")} (debug level)${leaks.length ? `: found in ${leaks.join(", ")}` : ""}`);
     check(logs.some((log) => log.text.includes('"event":"turn.delivered"')) && logs.some((log) => log.text.includes('"event": "run_done"')), "… which are the right files");
-    process.stdout.write(`e2e faults: ${passed()} passed, 0 failed\n`);
+    reportPassed("e2e faults");
   } catch (error) {
-    process.stderr.write(`e2e faults failed: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.stderr.write(`service logs in ${logDir}\n`);
-    process.exitCode = 1;
+    reportFailed("e2e faults", error, logDir);
   } finally {
     database.close();
     await stopAll();

@@ -85,6 +85,13 @@ export function agentAvailable(): boolean {
   return existsSync(path.join(agentDir, "main.py")) && existsSync(path.join(agentDir, "tests/fakes/ollama.py"));
 }
 
+/** Ends a suite with exit code 2 when ../agent is not there to run against. */
+export function exitUnlessAgentAvailable(suite: string): void {
+  if (agentAvailable()) return;
+  process.stderr.write(`${suite}: ../agent/main.py or its fakes are missing; nothing to run against\n`);
+  process.exit(2);
+}
+
 /**
  * A fake from ../agent/tests/fakes, run as `python -m tests.fakes.<module> --port <port>`, which prints
  * `READY <port>`. Port 0 picks a free one; a given port brings a killed fake back where it was.
@@ -192,6 +199,18 @@ export interface GatewayOptions {
   databaseUrl?: string;
   /** The log file's name, so a restarted gateway keeps the first one's log. */
   name?: string;
+}
+
+/**
+ * The fake Ollama and the real agent on it, under a fresh API key; `gateway` holds the options that point a
+ * gateway at both. `agentOptions` starts the agent again where it was (with `port` and `name`).
+ */
+export async function startBackend(logDir: string, agent: Pick<AgentOptions, "env"> = {}) {
+  const ollama = await startFakeOllama(logDir);
+  const agentOptions: AgentOptions = { ollamaUrl: ollama.url, apiKey: secret(), logDir, ...agent };
+  const service = await startAgent(agentOptions);
+  const gateway = { agentUrl: service.url, agentApiKey: agentOptions.apiKey, ollamaUrl: ollama.url, logDir };
+  return { ollama, agent: service, agentOptions, gateway };
 }
 
 /** Builds the gateway when a source is newer than the last build. */

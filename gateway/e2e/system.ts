@@ -17,14 +17,15 @@ import Database from "better-sqlite3";
 import { chromium, type Browser } from "playwright-core";
 import { startFakeGraph, type FakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud, type FakeNextcloud } from "../tests/support/fake-nextcloud";
+import { channelEnv } from "../tests/support/channel-env";
 import { metaSignature, talkMessage, talkHeaders, textMessage, whatsappDelivery } from "../tests/support/wire";
-import { check, passed, sleep, waitFor } from "./checks";
+import { check, passed, reportFailed, reportPassed, sleep, waitFor } from "./checks";
 import { crontabLine, runCrontabLine } from "./crontab";
 import {
-  agentAvailable,
   agentDir,
   chromiumArgs,
   chromiumPath,
+  exitUnlessAgentAvailable,
   gatewayDir,
   secret,
   startAgent,
@@ -101,13 +102,7 @@ async function startStack(): Promise<Stack> {
     env: {
       LOG_LEVEL: "debug",
       CRON_SECRET: cronSecret,
-      WHATSAPP_APP_SECRET: appSecret,
-      WHATSAPP_ACCESS_TOKEN: accessToken,
-      WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
-      WHATSAPP_API_URL: graph.url,
-      WHATSAPP_ALLOWED_NUMBERS: owner,
-      NEXTCLOUD_BASE_URL: talk.url,
-      NEXTCLOUD_BOT_SECRET: botSecret,
+      ...channelEnv({ appSecret, accessToken, phoneNumberId, graphUrl: graph.url, allowedNumbers: owner, talkUrl: talk.url, botSecret }),
     },
   });
   process.stdout.write(`services up in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
@@ -230,22 +225,17 @@ async function run({ ollama, searxng, gradio, gateway, graph, talk }: Stack): Pr
 }
 
 async function main(): Promise<void> {
-  if (!agentAvailable()) {
-    process.stderr.write("e2e system: ../agent/main.py or its fakes are missing; nothing to run against\n");
-    process.exit(2);
-  }
+  exitUnlessAgentAvailable("e2e system");
   rmSync(logDir, { recursive: true, force: true });
   stopOnSignals(cleanup);
   const started = performance.now();
   try {
     await run(await startStack());
     process.stdout.write(`finished in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
-    process.stdout.write(`e2e system: ${passed()} passed, 0 failed\n`);
+    reportPassed("e2e system");
   } catch (error) {
-    process.stderr.write(`e2e system failed: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.stderr.write(`service logs in ${logDir}\n`);
+    reportFailed("e2e system", error, logDir);
     process.stdout.write(`e2e system: ${passed()} passed, 1 failed\n`);
-    process.exitCode = 1;
   } finally {
     await cleanup();
     await stopAll();
