@@ -2,12 +2,13 @@
 // WEBHOOK_CONCURRENCY at a time, from as many senders, with a slow fake model;
 // time to the 200, and every answer counted at the fake Graph API (lost and
 // duplicated must be 0).
+import { whatsappEnv } from "../tests/support/channel-env";
 import { startFakeAgent } from "../tests/support/fake-agent";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { textMessage, whatsappDelivery } from "../tests/support/wire";
 import { secret, startGateway, stopAll } from "../e2e/stack";
 import { WARMUP, WEBHOOKS, WEBHOOK_CONCURRENCY, WEBHOOK_MODEL_DELAY_MS, summary } from "./gateway-config";
-import { phoneNumberId, seconds, sleep, whatsappEnv, whatsappHeaders } from "./shared";
+import { phoneNumberId, seconds, sleep, whatsappHeaders } from "./shared";
 
 /** `count` calls of `run`, WEBHOOK_CONCURRENCY in flight; the time each took. */
 async function atConcurrency(count: number, run: (index: number) => Promise<number>, offset = 0): Promise<number[]> {
@@ -33,7 +34,7 @@ export async function benchWebhooks(logDir: string) {
     webchatToken: secret(),
     logDir,
     name: "gateway-webhooks",
-    env: whatsappEnv({ appSecret, accessToken, graphUrl: graph.url, senders }),
+    env: whatsappEnv({ appSecret, accessToken, phoneNumberId, graphUrl: graph.url, allowedNumbers: senders.join(",") }),
   });
   const deliver = async (index: number) => {
     const raw = whatsappDelivery([{ messages: [textMessage(senders[index % senders.length]!, `wamid.bench${index}`, `bench message ${index}`)] }]);

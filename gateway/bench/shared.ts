@@ -1,6 +1,6 @@
 // Shared by the benchmark (run.ts) and the soak (soak.ts): where the reports
-// go, the machine they describe, the fake WhatsApp channel's settings, and
-// writing a report or a failure.
+// go, the machine they describe, the fake WhatsApp channel's number and signed
+// headers, and writing a report or a failure.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
@@ -25,17 +25,6 @@ export const yes = (ok: boolean) => (ok ? "yes" : "**no**");
 
 /** The WhatsApp business number the fake Graph API serves. */
 export const phoneNumberId = "106540352242922";
-
-/** The gateway's WhatsApp settings, pointed at the fake Graph API. */
-export function whatsappEnv(options: { appSecret: string; accessToken: string; graphUrl: string; senders: string[] }): Record<string, string> {
-  return {
-    WHATSAPP_APP_SECRET: options.appSecret,
-    WHATSAPP_ACCESS_TOKEN: options.accessToken,
-    WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
-    WHATSAPP_API_URL: options.graphUrl,
-    WHATSAPP_ALLOWED_NUMBERS: options.senders.join(","),
-  };
-}
 
 /** Headers of a signed WhatsApp webhook delivery (Meta's signature of the raw body). */
 export const whatsappHeaders = (raw: string, appSecret: string): Record<string, string> => ({
