@@ -24,6 +24,8 @@ export interface AgentRequest {
   systemPrompt?: string;
   /** Plain base64 (no data: prefix), at most 10 MB each decoded. */
   images?: string[];
+  /** Aborted by /stop: the call ends at once (the agent stops its run) with a `conflict:chat` "stopped" error. */
+  signal?: AbortSignal;
 }
 
 const resultSchema = z.object({
@@ -97,7 +99,11 @@ function wireBody(request: AgentRequest): string {
   });
 }
 
-function transportError(error: unknown, signal: AbortSignal, timeoutMs: number): AppError {
+/** The error of a call the owner stopped: never retried. */
+export const stoppedByOwner = () => new AppError("conflict:chat", "Stopped by the owner with /stop.", { detail: { stopped: true } });
+
+function transportError(error: unknown, signal: AbortSignal, timeoutMs: number, stop?: AbortSignal): AppError {
+  if (stop?.aborted) return stoppedByOwner();
   if (signal.aborted) {
     return new AppError("timeout:agent", `The agent did not answer within ${Math.round(timeoutMs / 1000)} s.`, {
       detail: { timeoutMs },
@@ -151,9 +157,10 @@ export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_M
     body: string | undefined,
     accept: string,
     limitMs: number,
+    stop?: AbortSignal,
   ): Promise<{ response: http.IncomingMessage; signal: AbortSignal }> {
     const url = new URL(base + path);
-    const signal = AbortSignal.timeout(limitMs);
+    const signal = stop ? AbortSignal.any([AbortSignal.timeout(limitMs), stop]) : AbortSignal.timeout(limitMs);
     const transport = url.protocol === "https:" ? https : http;
     const headers: Record<string, string> = { accept };
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;
@@ -175,28 +182,36 @@ export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_M
       });
       return { response, signal };
     } catch (error) {
-      throw transportError(error, signal, limitMs);
+      throw transportError(error, signal, limitMs, stop);
     }
   }
 
   /** One JSON exchange: the body read whole, a non-200 as the agent's error, the reply checked with `schema`. */
-  async function exchange<T>(method: "GET" | "POST", path: string, body: string | undefined, schema: z.ZodType<T>, limitMs: number): Promise<T> {
-    const { response, signal } = await send(method, path, body, "application/json", limitMs);
+  async function exchange<T>(
+    method: "GET" | "POST",
+    path: string,
+    body: string | undefined,
+    schema: z.ZodType<T>,
+    limitMs: number,
+    stop?: AbortSignal,
+  ): Promise<T> {
+    const { response, signal } = await send(method, path, body, "application/json", limitMs, stop);
     let text: string;
     try {
       text = await readAll(response);
     } catch (error) {
-      throw error instanceof AppError ? error : transportError(error, signal, limitMs);
+      throw error instanceof AppError ? error : transportError(error, signal, limitMs, stop);
     }
     if (response.statusCode !== 200) throw errorFromAgent(response.statusCode ?? 0, text);
     return parseJson(text, schema);
   }
 
   return {
-    run: (request) => exchange("POST", "/run", wireBody(request), resultSchema, timeoutMs),
+    run: (request) => exchange("POST", "/run", wireBody(request), resultSchema, timeoutMs, request.signal),
 
     async *stream(request) {
-      const { response, signal } = await send("POST", "/run/stream", wireBody(request), "text/event-stream", timeoutMs);
+      const stop = request.signal;
+      const { response, signal } = await send("POST", "/run/stream", wireBody(request), "text/event-stream", timeoutMs, stop);
       if (response.statusCode !== 200) {
         throw errorFromAgent(response.statusCode ?? 0, await readAll(response).catch(() => ""));
       }
@@ -218,7 +233,7 @@ export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_M
           }
         }
       } catch (error) {
-        throw error instanceof AppError ? error : transportError(error, signal, timeoutMs);
+        throw error instanceof AppError ? error : transportError(error, signal, timeoutMs, stop);
       } finally {
         response.destroy();
       }

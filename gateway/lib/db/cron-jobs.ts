@@ -24,6 +24,11 @@ export async function listCronJobs() {
 }
 export type CronJobRow = Awaited<ReturnType<typeof listCronJobs>>[number];
 
+/** The jobs that write to one chat (channel and thread), for /reminders. */
+export async function listCronJobsByThread({ channel, channelId }: { channel: string; channelId: string }) {
+  return db().cronJob.findMany({ where: { channel, channelId }, orderBy: [{ name: "asc" }] });
+}
+
 export async function getCronJobById({ id }: { id: string }) {
   return db().cronJob.findUnique({ where: { id } });
 }

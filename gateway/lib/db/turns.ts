@@ -112,3 +112,22 @@ export async function listTurnOutcomesByIds({ ids }: { ids: string[] }) {
   });
 }
 export type TurnOutcomeRow = Awaited<ReturnType<typeof listTurnOutcomesByIds>>[number];
+
+/** The turns of a conversation that wait for their first run (not the one given): dropped by /stop, with the reason. */
+export async function dropWaitingTurns({ conversationId, exceptId, reason, now = new Date() }: { conversationId: string; exceptId: string; reason: string; now?: Date }) {
+  const { count } = await db().turn.updateMany({
+    where: { conversationId, state: "received", id: { not: exceptId }, OR: [{ claimedUntil: null }, { claimedUntil: { lt: now } }] },
+    data: { state: "failed", lastError: reason.slice(0, 500), ...released },
+  });
+  return count;
+}
+
+/** How many turns of the conversation are not over yet, besides the one given. */
+export async function countPendingTurns({ conversationId, exceptId }: { conversationId: string; exceptId: string }) {
+  return db().turn.count({ where: { conversationId, state: { in: pendingStates }, id: { not: exceptId } } });
+}
+
+/** The conversation's most recent failure, for /status. */
+export async function findLastFailedTurn({ conversationId }: { conversationId: string }) {
+  return db().turn.findFirst({ where: { conversationId, state: "failed" }, orderBy: { updatedAt: "desc" }, select: { lastError: true, updatedAt: true } });
+}

@@ -7,10 +7,14 @@ import type { TurnState } from "../db/messages";
 import { AppError, isAppError } from "../errors";
 import { errorMeta, logger } from "../logger";
 import { buildSystemPrompt, personaFrom } from "../persona";
+import { parseCommand } from "../commands/parse";
+import { runCommand } from "../commands/run";
+import { langOf } from "../commands/texts";
 import { answerText } from "../unfinished-note";
 import { getHistory } from "./history";
 import type { Listeners } from "./listeners";
 import { decideFailure, type RetryPolicy } from "./retry";
+import type { Stops } from "./stops";
 import { saveAnswer } from "./store";
 
 // One attempt at a claimed turn: ask the agent unless it already answered,
@@ -31,22 +35,28 @@ export interface AttemptDeps {
   channels: Partial<Record<ChannelName, Channel>>;
   policy: RetryPolicy;
   listeners: Listeners;
+  stops: Stops;
 }
 
 type Answer = Pick<AgentResult, "response" | "model" | "steps" | "finished"> & { historyLength: number };
 
-export function createAttempt({ agent, channels, policy, listeners }: AttemptDeps) {
+export function createAttempt({ agent, channels, policy, listeners, stops }: AttemptDeps) {
   const channelOf = (turn: ClaimedTurn) => channels[turn.channel as ChannelName];
 
-  async function callAgent(turnId: string, request: AgentRequest): Promise<AgentResult> {
-    if (!listeners.isWatched(turnId)) return agent.run(request);
-    let result: AgentResult | undefined;
-    for await (const event of agent.stream(request)) {
-      if (event.type === "final") result = event.result;
-      else listeners.emit(turnId, event);
+  async function callAgent(turn: ClaimedTurn, request: AgentRequest): Promise<AgentResult> {
+    const { signal, release } = stops.begin(turn.id, turn.conversationId);
+    try {
+      if (!listeners.isWatched(turn.id)) return await agent.run({ ...request, signal });
+      let result: AgentResult | undefined;
+      for await (const event of agent.stream({ ...request, signal })) {
+        if (event.type === "final") result = event.result;
+        else listeners.emit(turn.id, event);
+      }
+      if (!result) throw new AppError("upstream:agent", "The agent's stream ended without an answer.");
+      return result;
+    } finally {
+      release();
     }
-    if (!result) throw new AppError("upstream:agent", "The agent's stream ended without an answer.");
-    return result;
   }
 
   /** Retried later (the turn stays in `stay`) or failed for good; returns the state it is left in. */
@@ -87,14 +97,26 @@ export function createAttempt({ agent, channels, policy, listeners }: AttemptDep
     }
   }
 
+  /** A command's answer, or the channel's canned reply to what the agent cannot take; undefined: ask the agent. */
+  async function answerWithoutAgent(turn: ClaimedTurn, personaLang: string): Promise<string | undefined> {
+    const command = turn.kind === "text" ? parseCommand(turn.userMessage.content) : undefined;
+    if (command) {
+      const { id: turnId, conversationId, channel, conversation } = turn;
+      const context = { turnId, conversationId, channel, channelId: conversation.channelId, lang: langOf(personaLang), agent };
+      return runCommand(command, { ...context, stopRunning: (id) => stops.stop(id) });
+    }
+    if (turn.kind === "text") return undefined;
+    return channelOf(turn)?.cannedReply?.(turn.kind as "image" | "voice", personaLang.split("-")[0] ?? "en");
+  }
+
   async function answer(turn: ClaimedTurn): Promise<Answer> {
     const persona = personaFrom(await getSettings());
     const channel = channelOf(turn);
-    const canned = turn.kind === "text" ? undefined : channel?.cannedReply?.(turn.kind as "image" | "voice", persona.persona_lang.split("-")[0] ?? "en");
-    if (canned !== undefined) return { response: canned, model: "none", steps: 0, finished: true, historyLength: 0 };
+    const fixed = await answerWithoutAgent(turn, persona.persona_lang);
+    if (fixed !== undefined) return { response: fixed, model: "none", steps: 0, finished: true, historyLength: 0 };
     const image = turn.mediaId && channel?.downloadImage ? await channel.downloadImage(turn.mediaId) : undefined;
     const history = await getHistory({ conversationId: turn.conversationId });
-    const result = await callAgent(turn.id, {
+    const result = await callAgent(turn, {
       message: turn.userMessage.content,
       history,
       model: turn.model,

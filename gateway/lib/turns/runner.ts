@@ -1,6 +1,7 @@
 import "server-only";
 import { randomUUID } from "node:crypto";
 import { defaultAgent, type AgentClient } from "../agent-client";
+import { parseCommand } from "../commands/parse";
 import { channelsByName } from "../channels";
 import type { Channel, ChannelName, InboundMessage } from "../channels/types";
 import { claimTurn, getTurnById, listDueTurns, markTurnFailed, releaseOrphanedTurns } from "../db/turns";
@@ -13,6 +14,7 @@ import { createTurnGate, defaultTurnGate, type TurnGateOptions } from "./gate";
 import { createAttempt, type TurnOutcome } from "./attempt";
 import { createListeners, type TurnListener } from "./listeners";
 import { defaultRetryPolicy, type RetryPolicy } from "./retry";
+import { createStops } from "./stops";
 import { recordInbound } from "./store";
 
 // The one entrance of the turn pipeline. Webhooks, the webchat and cron jobs
@@ -67,7 +69,8 @@ export function createTurnRunner(deps: TurnDeps) {
   const conversations = createKeyedQueue();
   const gate = createTurnGate({ ...defaultTurnGate, ...deps.gate });
   const listeners = createListeners();
-  const attempt = createAttempt({ agent: deps.agent, channels: deps.channels, policy, listeners });
+  const stops = createStops();
+  const attempt = createAttempt({ agent: deps.agent, channels: deps.channels, policy, listeners, stops });
   const running = new Map<string, Promise<TurnOutcome | undefined>>();
   let isSweeping = false;
 
@@ -83,15 +86,18 @@ export function createTurnRunner(deps: TurnDeps) {
     return attempt(turn);
   }
 
-  /** Queues the turn behind the others of its conversation; a turn already queued here is not queued twice. */
-  function schedule(turnId: string, conversationId: string, before?: Promise<unknown>): Promise<TurnOutcome | undefined> {
+  /**
+   * Queues the turn behind the others of its conversation; a turn already queued here is not queued twice.
+   * A command (`isCommand`) is answered at once: it waits for no other turn (/stop must reach a running one).
+   */
+  function schedule(turnId: string, conversationId: string, before?: Promise<unknown>, isCommand = false): Promise<TurnOutcome | undefined> {
     const queued = running.get(turnId);
     if (queued) return queued;
     const done = conversations
       // A watched turn has its owner waiting: it starts at once; the others when the loop keeps up.
-      .run(conversationId, async () => {
+      .run(isCommand ? `command:${turnId}` : conversationId, async () => {
         await before;
-        return gate.run(() => claimAndRun(turnId), { isUrgent: listeners.isWatched(turnId) });
+        return gate.run(() => claimAndRun(turnId), { isUrgent: isCommand || listeners.isWatched(turnId) });
       })
       .catch((error: unknown) => {
         logger.error("turn.crashed", { turnId, ...errorMeta(error) });
@@ -123,7 +129,8 @@ export function createTurnRunner(deps: TurnDeps) {
     const unwatch = options.listener && listeners.watch(turn.id, options.listener);
     listeners.emit(turn.id, { type: "accepted", conversationId: turn.conversationId, turnId: turn.id });
     const read = options.markRead === false ? undefined : markRead(inbound, turn.id);
-    const done = schedule(turn.id, turn.conversationId, read);
+    const isCommand = (inbound.kind ?? "text") === "text" && parseCommand(inbound.text) !== undefined;
+    const done = schedule(turn.id, turn.conversationId, read, isCommand);
     if (unwatch) void done.finally(unwatch);
     return { ...base, done };
   }

@@ -51,6 +51,8 @@ export interface FakeAgent {
   requests: RecordedRequest[];
   runs(): RunBody[];
   maxConcurrentRuns: number;
+  /** Runs whose client closed the connection before an answer (a hanging run the gateway gave up or stopped). */
+  abandoned: number;
   reply: (body: RunBody) => FakeReply;
   close(): Promise<void>;
 }
@@ -89,6 +91,7 @@ export async function startFakeAgent(options: { apiKey?: string } = {}): Promise
     requests,
     runs: () => requests.filter((r) => r.body).map((r) => r.body as RunBody),
     maxConcurrentRuns: 0,
+    abandoned: 0,
     reply: () => ({}),
     close: async () => {
       for (const res of hanging) res.destroy();
@@ -125,6 +128,8 @@ export async function startFakeAgent(options: { apiKey?: string } = {}): Promise
         if (reply.hang) {
           hanging.add(res);
           await new Promise((resolve) => res.once("close", resolve));
+          hanging.delete(res);
+          fake.abandoned += 1;
           return;
         }
         if (reply.status && reply.status !== 200) {
