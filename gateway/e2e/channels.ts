@@ -8,10 +8,14 @@
 //
 // Each message is answered once; a long answer arrives in parts, in order; a
 // gateway killed while turns are in flight answers them after its restart, once.
+// The owner's chat commands (/help, /model, /stop) are answered by the gateway
+// on both channels without asking the model; a path such as /etc/hosts is not
+// a command; /stop ends a slow turn at once and its answer never arrives.
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { langOf, texts } from "../lib/commands/texts";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
 import { channelEnv } from "../tests/support/channel-env";
@@ -26,6 +30,14 @@ const room = "n3xtc10ud";
 const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
 
 const codeAnswer = (text: string) => `Thought: answering.\n<code>\nfinal_answer(${JSON.stringify(text)})\n</code>`;
+
+interface StoredMessage {
+  role: string;
+  content: string;
+  model: string | null;
+  turnState: string | null;
+  turnError: string | null;
+}
 
 async function main() {
   stopOnSignals();
@@ -80,6 +92,28 @@ async function main() {
     if (response.status !== 200) throw new Error(`the Talk webhook answered ${response.status}`);
     return id;
   }
+  /** The gateway's own API, as the owner's scripts call it. */
+  const owned = async <T>(route: string): Promise<T> => {
+    const response = await fetch(gateway.url + route, { headers: { authorization: `Bearer ${gatewayOptions.webchatToken}` } });
+    if (response.status !== 200) throw new Error(`GET ${route} answered ${response.status}`);
+    return (await response.json()) as T;
+  };
+  const conversationOf = async (channel: string, channelId: string) => {
+    const { conversations } = await owned<{ conversations: { id: string; channel: string; channelId: string; model: string | null }[] }>("/api/conversations");
+    const found = conversations.find((c) => c.channel === channel && c.channelId.replace(/^\+/, "") === channelId);
+    if (!found) throw new Error(`no ${channel} conversation for ${channelId} in GET /api/conversations`);
+    return found;
+  };
+  const storedIn = async (conversationId: string) => (await owned<{ messages: StoredMessage[] }>(`/api/conversations/${conversationId}/messages`)).messages;
+  /** The prompts of the model calls the fake Ollama finished (it records a call once it has answered it). */
+  const modelCalls = async (): Promise<{ model: string; prompt: string }[]> => {
+    const records = (await (await fetch(`${ollama.url}/_fake/requests`)).json()) as { path: string; body: { model?: string; messages?: unknown[] } }[];
+    return records.filter((r) => r.path === "/api/chat").map((r) => ({ model: r.body.model ?? "", prompt: JSON.stringify(r.body.messages ?? []) }));
+  };
+  /** The model calls that had `text` as the owner's current message. */
+  const callsFor = async (text: string) => (await modelCalls()).filter((call) => call.prompt.includes(`Current message from the owner:\\n${text}`));
+  const asked = async (text: string) => (await callsFor(text)).length;
+
   const sentTo = (body: string) => graph.sent.filter((m) => m.to === owner && m.body === body).length;
   const postedIn = (message: string) => talk.posted.filter((m) => m.token === room && m.message === message).length;
 
@@ -132,6 +166,94 @@ async function main() {
     );
     await sleep(3_000);
     check(sentTo(`Echo: survive ${marker}`) === 1 && postedIn(`Echo: survive too ${marker}`) === 1, "… once each (3 s later still once)");
+
+    process.stdout.write("chat commands\n");
+    const { persona_lang: personaLang } = await owned<{ persona_lang: string }>("/api/settings");
+    const lang = langOf(personaLang);
+    const t = texts[lang];
+    const heading = lang === "fr" ? "Commandes :" : "Commands:";
+    const helpId = await whatsapp("/help");
+    await waitFor("the WhatsApp /help answer", () => graph.sent.some((m) => m.replyTo === helpId));
+    const helpSent = graph.sent.find((m) => m.replyTo === helpId)?.body ?? "";
+    check(
+      helpSent.startsWith(`${heading}\n/help`) && helpSent === t.help && sentTo(t.help) === 1,
+      `WhatsApp: /help is answered with the command list ("${heading}…", persona language ${personaLang})`,
+    );
+    const talkHelpId = await nextcloud("/help");
+    await waitFor("the Talk /help answer", () => talk.posted.some((m) => m.replyTo === Number(talkHelpId)));
+    const helpPosted = talk.posted.find((m) => m.replyTo === Number(talkHelpId))?.message ?? "";
+    check(helpPosted.startsWith(`${heading}\n/help`) && helpPosted === t.help && postedIn(t.help) === 1, `Talk: /help is answered with the command list ("${heading}…")`);
+    const whatsappChat = await conversationOf("whatsapp", owner);
+    const talkChat = await conversationOf("nextcloud", room);
+    const helpExchanges = [...(await storedIn(whatsappChat.id)), ...(await storedIn(talkChat.id))].filter(
+      (m, i, all) => (m.role === "user" && m.content === "/help") || (m.role === "assistant" && all[i - 1]?.content === "/help"),
+    );
+    check(
+      (await asked("/help")) === 0 &&
+        helpExchanges.length === 4 &&
+        helpExchanges.every((m) => (m.role === "user" ? m.turnState === "delivered" : m.model === "none" && m.content === t.help)),
+      "the fake Ollama got no model request for either /help; both are stored as delivered exchanges answered by the gateway (model none)",
+    );
+
+    const pathId = await whatsapp("/etc/hosts");
+    await waitFor("the answer to /etc/hosts", () => sentTo("Echo: /etc/hosts") === 1);
+    check(
+      (await asked("/etc/hosts")) === 1 && graph.sent.find((m) => m.body === "Echo: /etc/hosts")?.replyTo === pathId,
+      'a path like "/etc/hosts" is no command: it reaches the model (its prompt) and the model\'s answer is delivered',
+    );
+
+    check(talkChat.model !== "fast", `the Talk conversation starts on ${talkChat.model ?? "the default model"}`);
+    const modelId = await nextcloud("/model fast");
+    await waitFor("the Talk /model answer", () => talk.posted.some((m) => m.replyTo === Number(modelId)));
+    check(talk.posted.find((m) => m.replyTo === Number(modelId))?.message === t.modelSet("fast"), `Talk: /model fast answers "${t.modelSet("fast")}"`);
+    const [talkAfter, whatsappAfter] = [await conversationOf("nextcloud", room), await conversationOf("whatsapp", owner)];
+    check(
+      talkAfter.id === talkChat.id && talkAfter.model === "fast" && whatsappAfter.model === whatsappChat.model,
+      "GET /api/conversations shows the Talk conversation on fast, the WhatsApp one unchanged",
+    );
+    const { categories } = await owned<{ categories: Record<string, { model: string | null }> }>("/api/models");
+    const onFast = `which model ${marker}`;
+    await nextcloud(onFast);
+    await waitFor("the answer on the fast model", () => postedIn(`Echo: ${onFast}`) === 1);
+    const fastCalls = await callsFor(onFast);
+    check(
+      fastCalls.length > 0 && categories.fast?.model && categories.fast.model !== categories.smart?.model && fastCalls.every((call) => call.model === categories.fast?.model),
+      `the Talk conversation's next message runs on fast (${categories.fast?.model}, not smart's ${categories.smart?.model})`,
+    );
+
+    const slowDelayS = 12;
+    const slow = `take your time ${marker}`;
+    await script({ delay_s: slowDelayS });
+    const slowStarted = performance.now();
+    const slowId = await whatsapp(slow);
+    const watch = new Database(gateway.databaseUrl.replace(/^file:/, ""), { readonly: true });
+    const running = watch.prepare(`SELECT count(*) AS n FROM "Turn" WHERE externalId = ? AND state = 'received' AND claimedBy IS NOT NULL`);
+    await waitFor("the slow turn to be claimed", () => (running.get(slowId) as { n: number }).n === 1);
+    watch.close();
+    await sleep(500); // the turn's agent call under way, the agent waiting on the slow model
+    const stopId = await whatsapp("/stop");
+    await waitFor("the /stop answer", () => graph.sent.some((m) => m.replyTo === stopId));
+    const stopElapsedMs = performance.now() - slowStarted;
+    await script({ delay_s: 0 });
+    check(
+      graph.sent.find((m) => m.replyTo === stopId)?.body === t.stopped(1, 0) && stopElapsedMs < (slowDelayS - 4) * 1000 && (await asked(slow)) === 0,
+      `/stop answers "${t.stopped(1, 0)}" ${(stopElapsedMs / 1000).toFixed(1)} s after the slow message, the ${slowDelayS} s model still running`,
+    );
+    const slowTurn = async () => (await storedIn(whatsappChat.id)).find((m) => m.role === "user" && m.content === slow);
+    await waitFor("the slow turn to end", async () => (await slowTurn())?.turnState === "failed", 10_000);
+    const stopped = await slowTurn();
+    check(
+      stopped?.turnState === "failed" && stopped.turnError === "conflict:chat: Stopped by the owner with /stop.",
+      `the slow turn ended failed: "${stopped?.turnError}" (GET /api/conversations/{id}/messages)`,
+    );
+    await sleep(Math.max(0, slowStarted + (slowDelayS + 4) * 1000 - performance.now()));
+    const storedAfter = await storedIn(whatsappChat.id);
+    check(
+      graph.sent.every((m) => m.replyTo !== slowId && !m.body.includes(slow)) &&
+        !storedAfter.some((m) => m.role === "assistant" && m.content.includes(slow)) &&
+        (await slowTurn())?.turnState === "failed",
+      `no answer to the slow message was stored or delivered, ${slowDelayS + 4} s after it (past the slow model's end)`,
+    );
 
     const bodies = graph.sent.map((m) => m.body);
     check(new Set(bodies).size === bodies.length, `no WhatsApp message was sent twice (${bodies.length} sent)`);

@@ -7,10 +7,12 @@
 // history, changes the persona and checks it reached the model's prompt. Then a
 // second gateway against the scripted fake agent (tests/support/fake-agent.ts):
 // the model's thinking shows while the turn streams and is not part of the
-// answer; an answer the agent could not finish carries the note.
+// answer; an answer the agent could not finish carries the note. A chat
+// command typed in the composer (/help) is answered by the gateway, not the model.
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
+import { langOf, texts } from "../lib/commands/texts";
 import { UNFINISHED_NOTE } from "../lib/unfinished-note";
 import { startFakeAgent } from "../tests/support/fake-agent";
 import { check, passed } from "./checks";
@@ -224,6 +226,33 @@ async function main() {
     check(prompts.includes("French"), "the persona's language reached the model's prompt");
 
     check(prompts.includes("Echo: bonjour e2e"), "the earlier exchange went along as history");
+
+    process.stdout.write("a chat command\n");
+    await fakeOllama(ollama.url, "/_fake/reset", null);
+    const lang = langOf(persona.persona_lang ?? "fr");
+    const help = texts[lang].help;
+    const heading = lang === "fr" ? "Commandes :" : "Commands:";
+    await send(page, "/help");
+    const helpAnswer = page.getByTestId("message-assistant").filter({ hasText: heading });
+    await helpAnswer.waitFor();
+    await page.getByTestId("live-turn").waitFor({ state: "detached" });
+    // Compared with whitespace collapsed: the answer is rendered as Markdown, where the list's single line breaks are soft.
+    const collapsed = (text: string) => text.replace(/\s+/g, " ").trim();
+    const helpShown = collapsed(await helpAnswer.locator(".markdown").innerText());
+    const lastShown = (await shown()).slice(-2);
+    check(
+      lastShown[0] === "user:/help" && lastShown[1]?.startsWith(`assistant:${heading}`) && helpShown === collapsed(help),
+      `/help typed in the composer shows the command list as the answer ("${heading}…", all of it)`,
+    );
+    const { messages: stored } = await owned<{ messages: { role: string; content: string; model: string | null }[] }>(`/api/conversations/${conversationId}/messages`);
+    check(
+      stored.at(-2)?.content === "/help" && stored.at(-1)?.role === "assistant" && stored.at(-1)?.content === help && stored.at(-1)?.model === "none",
+      "the /help exchange is stored in the conversation, answered by the gateway (model none)",
+    );
+    const helpRequests = ((await fakeOllama(ollama.url, "/_fake/requests")) as OllamaRecord[]).filter(
+      (r) => r.path === "/api/chat" && JSON.stringify(r.body.messages ?? []).includes("Current message from the owner:\\n/help"),
+    );
+    check(helpRequests.length === 0, "the agent's fake Ollama got no model request for /help");
     await page.screenshot({ path: path.join(resultsDir, "chat-phone.png"), fullPage: true });
 
     process.stdout.write("markdown and the conversation list (desktop)\n");
