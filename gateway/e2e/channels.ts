@@ -176,13 +176,13 @@ async function main() {
     await waitFor("the WhatsApp /help answer", () => graph.sent.some((m) => m.replyTo === helpId));
     const helpSent = graph.sent.find((m) => m.replyTo === helpId)?.body ?? "";
     check(
-      helpSent.startsWith(`${heading}\n/help`) && helpSent === t.help && sentTo(t.help) === 1,
+      helpSent.startsWith(`${heading}\n- /help`) && helpSent === t.help && sentTo(t.help) === 1,
       `WhatsApp: /help is answered with the command list ("${heading}…", persona language ${personaLang})`,
     );
     const talkHelpId = await nextcloud("/help");
     await waitFor("the Talk /help answer", () => talk.posted.some((m) => m.replyTo === Number(talkHelpId)));
     const helpPosted = talk.posted.find((m) => m.replyTo === Number(talkHelpId))?.message ?? "";
-    check(helpPosted.startsWith(`${heading}\n/help`) && helpPosted === t.help && postedIn(t.help) === 1, `Talk: /help is answered with the command list ("${heading}…")`);
+    check(helpPosted.startsWith(`${heading}\n- /help`) && helpPosted === t.help && postedIn(t.help) === 1, `Talk: /help is answered with the command list ("${heading}…")`);
     const whatsappChat = await conversationOf("whatsapp", owner);
     const talkChat = await conversationOf("nextcloud", room);
     const helpExchanges = [...(await storedIn(whatsappChat.id)), ...(await storedIn(talkChat.id))].filter(

@@ -236,13 +236,13 @@ async function main() {
     const helpAnswer = page.getByTestId("message-assistant").filter({ hasText: heading });
     await helpAnswer.waitFor();
     await page.getByTestId("live-turn").waitFor({ state: "detached" });
-    // Compared with whitespace collapsed: the answer is rendered as Markdown, where the list's single line breaks are soft.
-    const collapsed = (text: string) => text.replace(/\s+/g, " ").trim();
-    const helpShown = collapsed(await helpAnswer.locator(".markdown").innerText());
+    // Rendered as Markdown: the heading, then one list item a command, each exactly its line of the help text.
+    const items = (await helpAnswer.locator(".markdown li").allInnerTexts()).map((item) => item.trim());
+    const expectedItems = help.split("\n").slice(1).map((line) => line.replace(/^- /, ""));
     const lastShown = (await shown()).slice(-2);
     check(
-      lastShown[0] === "user:/help" && lastShown[1]?.startsWith(`assistant:${heading}`) && helpShown === collapsed(help),
-      `/help typed in the composer shows the command list as the answer ("${heading}…", all of it)`,
+      lastShown[0] === "user:/help" && lastShown[1]?.startsWith(`assistant:${heading}`) && JSON.stringify(items) === JSON.stringify(expectedItems),
+      `/help typed in the composer shows the command list as the answer ("${heading}…", one line a command)`,
     );
     const { messages: stored } = await owned<{ messages: { role: string; content: string; model: string | null }[] }>(`/api/conversations/${conversationId}/messages`);
     check(

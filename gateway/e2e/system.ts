@@ -153,8 +153,9 @@ async function run({ ollama, searxng, gradio, gateway, graph, talk }: Stack): Pr
   check(talkAnswers()[0]?.replyTo === 4242, "a signed Talk note is answered at the fake OCS API, whose signature check it passed");
 
   process.stdout.write("webchat in Chromium, with a web search\n");
+  // Paced so the live text is on the page for a few seconds: a busy machine's browser must not miss it.
   await script({
-    delta_delay_s: 0.03,
+    delta_delay_s: 0.12,
     answers: [
       `Thought: I will search the web.\n<code>\nresults = web_search(query=${JSON.stringify(`python 3.13 ${marker}`)})\nfinal_answer("Found: " + results.splitlines()[0])\n</code>`,
     ],

@@ -67,8 +67,8 @@ describe("commands", () => {
     const french = await runner().runTurn(message("/help", chat));
     expect(agent.runs()).toEqual([]);
     expect(english).toMatchObject({ state: "delivered", answer: { model: "none" } });
-    expect(english.answer?.response).toMatch(/^Commands:\n\/help: /);
-    expect(french.answer?.response).toMatch(/^Commandes :\n\/help : /);
+    expect(english.answer?.response).toMatch(/^Commands:\n- \/help: /);
+    expect(french.answer?.response).toMatch(/^Commandes :\n- \/help : /);
     for (const name of ["/new", "/model", "/stop", "/status", "/reminders", "/cancel"]) expect(english.answer?.response).toContain(name);
     expect(sent.map((m) => m.text)).toEqual([english.answer?.response, french.answer?.response]);
     const stored = await listMessagesByConversation({ conversationId: english.conversationId });
@@ -78,6 +78,22 @@ describe("commands", () => {
       ["user", "/help"],
       ["assistant", french.answer?.response],
     ]);
+  });
+
+  it("keeps commands and their replies out of the model's history", async () => {
+    const chat = phone();
+    const turns = runner();
+    await turns.runTurn(message("hello", chat));
+    await turns.runTurn(message("/help", chat));
+    await turns.runTurn(message("/model", chat));
+    await turns.runTurn(message("again", chat));
+    expect(agent.runs().at(-1)).toMatchObject({
+      message: "again",
+      history: [
+        { role: "user", content: "hello" },
+        { role: "assistant", content: "Echo: hello" },
+      ],
+    });
   });
 
   it("sends a path-like message to the model", async () => {
@@ -108,7 +124,7 @@ describe("commands", () => {
     const turns = runner();
     const shown = await turns.runTurn(message("/model", chat));
     expect(shown.answer?.response).toBe(
-      "Model of this conversation: smart (qwen3:8b).\nCategories: fast, smart, main, vision, code, reason.\nInstalled: qwen3:4b, qwen3:8b.",
+      "Model of this conversation: smart (qwen3:8b).\n- Categories: fast, smart, main, vision, code, reason.\n- Installed: qwen3:4b, qwen3:8b.",
     );
     const set = await turns.runTurn(message("/model fast", chat));
     expect(set.answer?.response).toBe("This conversation now uses fast.");
@@ -116,7 +132,7 @@ describe("commands", () => {
     await turns.runTurn(message("hello", chat));
     expect(agent.runs().at(-1)).toMatchObject({ message: "hello", model: "fast" });
     const unknown = await turns.runTurn(message("/model gpt-9", chat));
-    expect(unknown.answer?.response).toMatch(/^Unknown model "gpt-9"\.\nCategories: fast, smart, main, vision, code, reason\.\nInstalled: qwen3:4b, qwen3:8b\.$/);
+    expect(unknown.answer?.response).toMatch(/^Unknown model "gpt-9"\.\n- Categories: fast, smart, main, vision, code, reason\.\n- Installed: qwen3:4b, qwen3:8b\.$/);
     expect((await getConversationById({ id: set.conversationId }))?.model).toBe("fast");
   });
 
@@ -153,9 +169,9 @@ describe("commands", () => {
     agent.reply = () => ({});
     const status = await turns.runTurn(message("/status", chat));
     const lines = status.answer?.response.split("\n") ?? [];
-    expect(lines[0]).toMatch(/^Agent: (ok|down)\. Ollama: (ok|down)\. Model: smart → qwen3:8b\.$/);
-    expect(lines[1]).toBe("Waiting in this conversation: 0.");
-    expect(lines[2]).toMatch(/^Last failure: upstream:agent: bad \(\d{4}-\d\d-\d\dT/);
+    expect(lines[0]).toMatch(/^- Agent: (ok|down)\. Ollama: (ok|down)\. Model: smart → qwen3:8b\.$/);
+    expect(lines[1]).toBe("- Waiting in this conversation: 0.");
+    expect(lines[2]).toMatch(/^- Last failure: upstream:agent: bad \(\d{4}-\d\d-\d\dT/);
   });
 
   it("/reminders lists this chat's scheduled messages with a short id, and /cancel removes one", async () => {
@@ -170,7 +186,7 @@ describe("commands", () => {
     const turns = runner();
     const list = await turns.runTurn(message("/reminders", chat));
     const id = mine.id.slice(-6);
-    expect(list.answer?.response).toMatch(new RegExp(`^Scheduled messages \\(.+\\):\\n${id} Morning ${chat}: next .+\\nRemove one with /cancel <id>\\.$`));
+    expect(list.answer?.response).toMatch(new RegExp(`^Scheduled messages \\(.+\\):\\n- ${id} Morning ${chat}: next .+\\n\\nRemove one with /cancel and its id\\.$`));
     expect(list.answer?.response).not.toContain("Other");
     expect((await turns.runTurn(message("/cancel zzzzzz", chat))).answer?.response).toBe(
       "No scheduled message of this chat has the id zzzzzz; see /reminders.",

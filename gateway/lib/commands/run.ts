@@ -52,7 +52,7 @@ const handlers: Record<CommandName, Handler> = {
     const categories = models ? Object.keys(models.categories) : ["fast", "smart", "main", "vision", "code", "reason"];
     const installed = models?.installed ?? [];
     const choices = t.modelChoices(categories.join(", "), installed.join(", "));
-    const caveat = models ? "" : `\n${t.agentUnreachable}`;
+    const caveat = models ? "" : `\n\n${t.agentUnreachable}`;
     if (!arg) {
       const conversation = await getConversationById({ id: conversationId });
       const current = conversation?.model ?? "smart";
