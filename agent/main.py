@@ -15,11 +15,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.sse import format_sse_event
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from disconnect import answer_unless_client_leaves, log_client_left
 from errors import ServiceError
 from events import AgentEvent, ErrorEvent, FinalEvent, event_payload
 from factory import build_runner, settings_or_exit
@@ -217,16 +218,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {**await asyncio.to_thread(runner.registry.describe), **tool_state(runner)}
 
     @app.post("/run", responses=RUN_ERRORS)
-    async def run(body: RunBody, runner: RunnerDep) -> JSONResponse:
+    async def run(body: RunBody, runner: RunnerDep, request: Request) -> Response:
         prepared = await asyncio.to_thread(runner.prepare, to_run_request(body))
-        async for event in runner.aevents(prepared, settings.agent_timeout_s):
-            if isinstance(event, FinalEvent | ErrorEvent):
-                log_outcome(event, prepared.resolved.model_id)
-                status = event.status if isinstance(event, ErrorEvent) else 200
-                return JSONResponse(event_payload(event), status_code=status)
-        error = ErrorEvent("The agent stopped without an answer; try again.", "no_answer", 502)
-        log_outcome(error, prepared.resolved.model_id)
-        return JSONResponse(event_payload(error), status_code=error.status)
+        events = runner.aevents(prepared, settings.agent_timeout_s)
+        event = await answer_unless_client_leaves(events, request.receive)
+        if event is None:  # nobody to answer: 499 is nginx's "client closed request", for the request log
+            log_client_left("/run", prepared.resolved.model_id)
+            return Response(status_code=499)
+        log_outcome(event, prepared.resolved.model_id)
+        status = event.status if isinstance(event, ErrorEvent) else 200
+        return JSONResponse(event_payload(event), status_code=status)
 
     # The schema would otherwise say application/json (FastAPI's `response_class=EventSourceResponse` would also
     # change how the route is called).
@@ -239,9 +240,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prepared = await asyncio.to_thread(runner.prepare, to_run_request(body))
 
         async def sse() -> AsyncIterator[bytes]:
-            async for event in runner.aevents(prepared, settings.agent_timeout_s):
-                log_outcome(event, prepared.resolved.model_id)
-                yield format_sse_event(event=event.name, data_str=_json(event_payload(event)))
+            ended = False
+            try:
+                async for event in runner.aevents(prepared, settings.agent_timeout_s):
+                    log_outcome(event, prepared.resolved.model_id)
+                    ended = isinstance(event, FinalEvent | ErrorEvent)
+                    yield format_sse_event(event=event.name, data_str=_json(event_payload(event)))
+            except (asyncio.CancelledError, GeneratorExit):  # Starlette cancels the stream once its client has gone
+                if not ended:
+                    log_client_left("/run/stream", prepared.resolved.model_id)
+                raise
 
         return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

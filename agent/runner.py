@@ -6,7 +6,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache, partial
@@ -194,7 +194,7 @@ class AgentRunner:
             # Reached on normal end, on the consumer closing us early, or on an error: in every case stop the agent.
             cancel.set()
 
-    async def aevents(self, prepared: PreparedRun, timeout_s: float) -> AsyncIterator[AgentEvent]:
+    async def aevents(self, prepared: PreparedRun, timeout_s: float) -> AsyncGenerator[AgentEvent, None]:
         """The same events for asyncio: the agent runs in its own thread, at most AGENT_MAX_CONCURRENCY at once.
 
         The run is bounded by `timeout_s` (waiting for a slot included). When the consumer goes away or the time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -258,6 +259,44 @@ def test_client_leaving_the_stream_stops_the_run(service: Service, fake_ollama: 
     time.sleep(1.5)
     assert calls_after_leaving <= 2
     assert len(chat_requests(fake_ollama)) == calls_after_leaving, "no new model call once the client left"
+    assert '"event": "client_left"' in service.log_text() and '"path": "/run/stream"' in service.log_text()
+
+
+def test_client_leaving_a_run_stops_it_and_frees_its_slot(tmp_path: Path, fake_ollama: FakeOllama) -> None:
+    # One slot: the next /run is served only once the abandoned run has given it back.
+    running = start_service(
+        tmp_path, OLLAMA_BASE_URL=fake_ollama.url, AGENT_MAX_CONCURRENCY="1", AGENT_MAX_STEPS="20", AGENT_TIMEOUT_S="60"
+    )
+    try:
+        looping = 'Thought: more.\n<code>\nprint("again")\n</code>'
+        script(fake_ollama, *[looping] * 20, delta_delay_s=0.05)
+        body = json.dumps({"message": "loop"}).encode()
+        host, port = running.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /run HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            deadline = time.monotonic() + 20
+            while not chat_requests(fake_ollama) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert chat_requests(fake_ollama), "the run reached the model"
+        time.sleep(1.5)
+        calls_after_leaving = len(chat_requests(fake_ollama))
+        time.sleep(1.5)
+        assert calls_after_leaving <= 2
+        assert len(chat_requests(fake_ollama)) == calls_after_leaving, "no new model call once the client left"
+
+        httpx.post(f"{fake_ollama.url}/_fake/reset").raise_for_status()
+        with running.client(timeout=10) as client:
+            response = client.post("/run", json={"message": "after"})
+        assert response.status_code == 200, response.text
+        assert response.json()["response"] == "Echo: after"
+        left = [json.loads(line) for line in running.log_text().splitlines() if '"event": "client_left"' in line]
+        assert [(entry["path"], entry["model"]) for entry in left] == [("/run", "qwen3:8b")]
+    finally:
+        running.stop()
 
 
 def test_run_pairs_escaped_surrogates_in_the_answer_instead_of_failing(
