@@ -91,8 +91,17 @@ def generate_bodies(server: fake_ollama.FakeOllama) -> list[dict[str, Any]]:
     return [r["body"] for r in server.state.requests if r.get("path") == "/api/generate"]
 
 
+def recorded_bodies(server: fake_ollama.FakeOllama, count: int) -> list[dict[str, Any]]:
+    """The generate requests once `count` are recorded: the fake records one after its answer is out,
+    so the tool may return a moment before the record is there."""
+    deadline = time.monotonic() + 5
+    while len(generate_bodies(server)) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return generate_bodies(server)
+
+
 def sent_image(server: fake_ollama.FakeOllama) -> bytes:
-    [body] = generate_bodies(server)
+    [body] = recorded_bodies(server, 1)
     [encoded] = body["images"]
     return base64.b64decode(encoded)
 
@@ -194,7 +203,7 @@ def test_analyze_image_turns_thinking_off_and_sends_keep_alive(
 ) -> None:
     make_tool(shared_ollama.url, [allowed], keep_alive="10m")(image_path=str(image))
     make_tool(shared_ollama.url, [allowed], keep_alive=-1)(image_path=str(image))
-    first, second = generate_bodies(shared_ollama)
+    first, second = recorded_bodies(shared_ollama, 2)
     assert first["think"] is False and first["keep_alive"] == "10m"
     assert second["think"] is False and second["keep_alive"] == -1
 
