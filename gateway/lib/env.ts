@@ -49,6 +49,15 @@ const schema = z.object({
   WHATSAPP_PHONE_NUMBER_ID: z.string().regex(/^\d+$/, "must be the digits of the phone number id (not the number itself)").optional(),
   WHATSAPP_API_URL: httpUrl(DEFAULT_WHATSAPP_API_URL),
   WHATSAPP_ALLOWED_NUMBERS: z.string().optional(),
+  // An approved message template with one body parameter: proactive messages outside the 24-hour window go through it.
+  WHATSAPP_TEMPLATE_NAME: z
+    .string()
+    .regex(/^[a-z0-9_]{1,512}$/, "must be the template's name as Meta shows it: lowercase letters, digits and underscores")
+    .optional(),
+  WHATSAPP_TEMPLATE_LANG: z
+    .string()
+    .regex(/^[a-z]{2,3}(_[A-Z]{2})?$/, "must be the template's language code, such as en, fr or en_US")
+    .default("en"),
   NEXTCLOUD_BASE_URL: z
     .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
     .transform((url) => url.replace(/\/+$/, ""))
@@ -87,6 +96,14 @@ export interface WhatsAppEnv {
   phoneNumberId?: string;
   apiUrl: string;
   allowedNumbers?: string;
+  /** The approved template that carries a message outside the 24-hour window (WHATSAPP_TEMPLATE_NAME/_LANG). */
+  template?: WhatsAppTemplate;
+}
+
+export interface WhatsAppTemplate {
+  name: string;
+  /** Its language code as approved: en, fr, en_US… */
+  lang: string;
 }
 
 export interface NextcloudEnv {
@@ -166,6 +183,7 @@ export function parseEnv(raw: Record<string, string | undefined>): Env {
       phoneNumberId: env.WHATSAPP_PHONE_NUMBER_ID,
       apiUrl: env.WHATSAPP_API_URL,
       allowedNumbers: env.WHATSAPP_ALLOWED_NUMBERS,
+      ...(env.WHATSAPP_TEMPLATE_NAME ? { template: { name: env.WHATSAPP_TEMPLATE_NAME, lang: env.WHATSAPP_TEMPLATE_LANG } } : {}),
     },
     nextcloud: { baseUrl: env.NEXTCLOUD_BASE_URL, allowedUsers: env.NEXTCLOUD_ALLOWED_USERS },
     turns: {

@@ -23,11 +23,21 @@ export interface SentText {
   replyTo?: string;
 }
 
+export interface SentTemplate {
+  to: string;
+  name: string;
+  lang: string;
+  /** The body's parameters, in order. */
+  params: string[];
+}
+
 export interface FakeGraph {
   url: string;
   requests: GraphRequest[];
   /** Text messages Graph accepted, in order. */
   sent: SentText[];
+  /** Template messages Graph accepted, in order (never refused for the 24-hour window, as Meta does). */
+  templates: SentTemplate[];
   /** Read receipts accepted: the wamids. */
   reads: string[];
   /** Answers for the next text sends, one per request; null lets that one through. */
@@ -69,6 +79,7 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     url: "",
     requests: [],
     sent: [],
+    templates: [],
     reads: [],
     failNext: (...more) => void failures.push(...more),
     failTo: (to, failure, allow = 0) => void (failure ? failingTo.set(to, { failure, allow }) : failingTo.delete(to)),
@@ -138,6 +149,28 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
       await readsHeld;
       fake.reads.push(body.message_id);
       return json(200, { success: true });
+    }
+
+    if (body.type === "template") {
+      const template = isRecord(body.template) ? body.template : undefined;
+      const language = isRecord(template?.language) ? template.language : undefined;
+      const components = Array.isArray(template?.components) ? template.components : [];
+      const bodyComponent = components.find((c) => isRecord(c) && c.type === "body");
+      const parameters = isRecord(bodyComponent) && Array.isArray(bodyComponent.parameters) ? bodyComponent.parameters : [];
+      if (typeof template?.name !== "string" || typeof language?.code !== "string") return invalid("(#100) The parameter template['name'] is required.");
+      if (typeof body.to !== "string" || !/^\d+$/.test(body.to)) return invalid("(#100) Invalid parameter to");
+      const params: string[] = [];
+      for (const parameter of parameters) {
+        if (!isRecord(parameter) || parameter.type !== "text" || typeof parameter.text !== "string") return invalid("(#100) Invalid parameter");
+        // Meta's rule for template parameters (error 132018).
+        if (/[\n\t]| {5,}/.test(parameter.text)) {
+          return json(400, graphError(132018, "(#132018) Param text cannot have new-line/tab characters or more than 4 consecutive spaces"));
+        }
+        params.push(parameter.text);
+      }
+      fake.templates.push({ to: body.to, name: template.name, lang: language.code, params });
+      json(200, { messaging_product: "whatsapp", contacts: [{ input: body.to, wa_id: body.to }], messages: [{ id: `wamid.${randomBytes(24).toString("base64")}` }] });
+      return;
     }
 
     const text = isRecord(body.text) ? body.text : undefined;

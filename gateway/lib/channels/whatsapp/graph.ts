@@ -38,9 +38,31 @@ export interface WhatsAppClient {
    * sent. `startAt` skips parts an earlier attempt delivered; `onSent` hears of each.
    */
   sendText(to: string, text: string, replyTo?: string, progress?: SendProgress): Promise<string[]>;
+  /**
+   * Sends `text` as the one body parameter of an approved template (what WhatsApp accepts outside the
+   * 24-hour window): on one line, shortened to TEMPLATE_PARAM_LIMIT. Resolves with the wamid.
+   */
+  sendTemplate(to: string, template: { name: string; lang: string }, text: string): Promise<string>;
   /** Blue ticks plus the typing indicator (dismissed by the reply or after 25 s). */
   markRead(wamid: string): Promise<void>;
   downloadMedia(mediaId: string): Promise<{ bytes: Uint8Array; mimeType: string }>;
+}
+
+/** The parts a text is sent in: WhatsApp's formatting, at most WHATSAPP_TEXT_LIMIT characters each. */
+export function whatsappParts(text: string): string[] {
+  return splitMessage(markdownToWhatsApp(text), WHATSAPP_TEXT_LIMIT);
+}
+
+/** A template's whole body is at most 1024 characters; this leaves room for the template's own words. */
+export const TEMPLATE_PARAM_LIMIT = 900;
+
+/** A template parameter may hold no line break, tab or run of more than four spaces (Graph error 132018). */
+export function templateParam(text: string): string {
+  const line = markdownToWhatsApp(text)
+    .replace(/\s*\n\s*/g, " · ")
+    .replace(/[\t ]+/g, " ")
+    .trim();
+  return line.length > TEMPLATE_PARAM_LIMIT ? `${line.slice(0, TEMPLATE_PARAM_LIMIT - 1)}…` : line;
 }
 
 /** The longest wait between two tries of one request, Retry-After included. */
@@ -161,7 +183,7 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
 
   return {
     async sendText(to, text, replyTo, { startAt = 0, onSent } = {}) {
-      const chunks = splitMessage(markdownToWhatsApp(text), WHATSAPP_TEXT_LIMIT);
+      const chunks = whatsappParts(text);
       if (chunks.length === 0) throw new AppError("bad_request:channel", "There is nothing to send: the answer is empty.");
       const ids: string[] = [];
       for (const [index, body] of chunks.entries()) {
@@ -185,6 +207,22 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
         await onSent?.(index + 1);
       }
       return ids;
+    },
+
+    async sendTemplate(to, template, text) {
+      const payload = {
+        messaging_product: "whatsapp",
+        recipient_type: "individual",
+        to: to.replace(/^\+/, ""),
+        type: "template",
+        template: {
+          name: template.name,
+          language: { code: template.lang },
+          components: [{ type: "body", parameters: [{ type: "text", text: templateParam(text) }] }],
+        },
+      };
+      const answer = await withRetry(() => json(messagesUrl, { method: "POST", body: payload }));
+      return sentSchema.safeParse(answer).data?.messages[0]?.id ?? "";
     },
 
     async markRead(wamid) {

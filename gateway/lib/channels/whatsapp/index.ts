@@ -1,10 +1,10 @@
 import "server-only";
-import { getEnv, type Env } from "../../env";
-import { AppError } from "../../errors";
+import { getEnv, type Env, type WhatsAppTemplate } from "../../env";
+import { AppError, isAppError } from "../../errors";
 import { logger } from "../../logger";
 import { once, requireOutbound, webhookSecret } from "../inbound";
 import type { Channel, ChannelModule, InboundChannel, InboundMessage } from "../types";
-import { createWhatsAppClient, WHATSAPP_TEXT_LIMIT, type WhatsAppClient } from "./graph";
+import { createWhatsAppClient, WHATSAPP_TEXT_LIMIT, whatsappParts, type WhatsAppClient } from "./graph";
 import { isAllowedSender, parseWebhook, verifySignature, verifySubscription, type WhatsAppInbound } from "./webhook";
 
 // The WhatsApp channel: its inbound side for lib/webhooks.ts `receive` (Meta's
@@ -21,16 +21,31 @@ const voiceReplyByLang: Record<string, string> = {
   en: "I can't listen to voice messages yet. Could you type it instead?",
 };
 
-/** The channel the turn pipeline delivers answers through. */
-export function createWhatsAppChannel(client: WhatsAppClient): Channel {
+/** Graph's 131047 before any part went out: more than 24 hours since the owner last wrote, so only a template passes. */
+const OUTSIDE_WINDOW = 131047;
+function isOutsideWindow(error: unknown, startChunk: number): boolean {
+  return isAppError(error) && error.detail.graphCode === OUTSIDE_WINDOW && startChunk === 0 && (error.detail.sentChunks ?? 0) === 0;
+}
+
+/**
+ * The channel the turn pipeline delivers answers through. With `template` (WHATSAPP_TEMPLATE_NAME), a message
+ * refused for the 24-hour window is sent again through that template, once: every part is then counted as
+ * sent, so a retry after a crash sends nothing more.
+ */
+export function createWhatsAppChannel(client: WhatsAppClient, template?: WhatsAppTemplate): Channel {
   return {
     name: "whatsapp",
     capabilities: { streams: false, interactive: true, maxMessageChars: WHATSAPP_TEXT_LIMIT, formatting: "whatsapp" },
     async send(message) {
-      await client.sendText(message.channelId, message.text, message.replyTo, {
-        startAt: message.startChunk,
-        onSent: message.onChunkSent,
-      });
+      const startAt = message.startChunk ?? 0;
+      try {
+        await client.sendText(message.channelId, message.text, message.replyTo, { startAt, onSent: message.onChunkSent });
+      } catch (error) {
+        if (!template || !isOutsideWindow(error, startAt)) throw error;
+        await client.sendTemplate(message.channelId, template, message.text);
+        logger.info("whatsapp.template_sent", { conversationId: message.conversationId, template: template.name });
+        await message.onChunkSent?.(whatsappParts(message.text).length);
+      }
     },
     markRead: (wamid) => client.markRead(wamid),
     async downloadImage(mediaId) {
@@ -46,9 +61,9 @@ export function createWhatsAppChannel(client: WhatsAppClient): Channel {
 
 /** The channel the environment configures: it needs WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID. */
 export function whatsappChannelFrom(env: Env): Channel | undefined {
-  const { accessToken, phoneNumberId, apiUrl } = env.whatsapp;
+  const { accessToken, phoneNumberId, apiUrl, template } = env.whatsapp;
   if (!accessToken || !phoneNumberId) return undefined;
-  return createWhatsAppChannel(createWhatsAppClient({ apiUrl, accessToken, phoneNumberId }));
+  return createWhatsAppChannel(createWhatsAppClient({ apiUrl, accessToken, phoneNumberId }), template);
 }
 
 /** Built on first use, once the environment is read; the same object for the pipeline and the receiver. */
