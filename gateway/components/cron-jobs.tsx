@@ -129,14 +129,20 @@ export function CronJobs() {
                 </label>
               </div>
               <p className="text-sm text-zinc-600 dark:text-zinc-400">
-                <code className="font-mono">{job.schedule}</code> · {viewOf(job.channel).label}
-                {!viewOf(job.channel).thread.picked && <span className="font-mono"> {job.channelId}</span>} · {job.model}
+                {job.runAt ? <span>once, {when(job.runAt, timeZone)}</span> : <code className="font-mono">{job.schedule}</code>} ·{" "}
+                {viewOf(job.channel).label}
+                {!viewOf(job.channel).thread.picked && <span className="font-mono"> {job.channelId}</span>} ·{" "}
+                {job.kind === "reminder" ? "reminder, sent as written" : job.model}
               </p>
               <p className="line-clamp-2 text-sm whitespace-pre-wrap">{job.prompt}</p>
               <p className="text-xs text-zinc-500">
                 Next:{" "}
                 {!job.nextRun
-                  ? "never (disabled)"
+                  ? job.missedAt
+                    ? `missed: the machine was off at that time (noticed ${when(job.missedAt, timeZone)})`
+                    : job.runAt && job.lastRun
+                      ? "done"
+                      : "never (disabled)"
                   : new Date(job.nextRun).getTime() <= loadedAt
                     ? "due now, at the crontab's next call"
                     : `${when(job.nextRun, timeZone)} (${timeZone})`}

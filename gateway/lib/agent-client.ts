@@ -24,6 +24,8 @@ export interface AgentRequest {
   systemPrompt?: string;
   /** Plain base64 (no data: prefix), at most 10 MB each decoded. */
   images?: string[];
+  /** The chat this turn came from, signed (lib/reminders/reply-to.ts): a reminder the agent sets goes back there. */
+  replyTo?: string;
   /** Aborted by /stop: the call ends at once (the agent stops its run) with a `conflict:chat` "stopped" error. */
   signal?: AbortSignal;
 }
@@ -96,6 +98,7 @@ function wireBody(request: AgentRequest): string {
     model: request.model,
     ...(request.systemPrompt ? { system_prompt: request.systemPrompt } : {}),
     ...(request.images?.length ? { images: request.images } : {}),
+    ...(request.replyTo ? { reply_to: request.replyTo } : {}),
   });
 }
 

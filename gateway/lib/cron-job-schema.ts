@@ -46,4 +46,10 @@ export interface CronJobView extends CronJobInput {
   lastDurationMs: number | null;
   /** In CRON_TIMEZONE; in the past when the job is due and waits for the next call of the crontab. */
   nextRun: string | null;
+  /** "agent": the agent answers the prompt; "reminder": the prompt is sent as written (set with schedule_message). */
+  kind: string;
+  /** A one-shot job's time (its schedule is then empty). */
+  runAt: string | null;
+  /** A one-shot job that could not run in time (the machine was off longer than REMINDER_GRACE_S). */
+  missedAt: string | null;
 }

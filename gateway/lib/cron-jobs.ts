@@ -2,9 +2,9 @@ import "server-only";
 import { randomUUID } from "node:crypto";
 import { threadIdCheck } from "./channels";
 import type { ChannelName } from "./channels/types";
-import { asScheduled, runCronJobNow, statusOfTurn } from "./cron";
+import { runCronJobNow, statusOfTurn } from "./cron";
 import type { CronJobCreate, CronJobPatch, CronJobView } from "./cron-job-schema";
-import { checkSchedule, nextFireTime } from "./cron-schedule";
+import { checkSchedule, nextRunOf } from "./cron-schedule";
 import { createConversation, findLatestConversation, getConversationById } from "./db/conversations";
 import {
   createCronJob,
@@ -55,8 +55,7 @@ async function toViews(jobs: CronJobRow[], timeZone = getEnv().cronTimeZone): Pr
   const turnById = new Map(turns.map((turn) => [turn.id, turn]));
   return Promise.all(
     jobs.map(async (job) => {
-      const scheduled = asScheduled(job);
-      const next = job.enabled ? nextFireTime(job.schedule, timeZone, scheduled.lastRun ?? scheduled.createdAt) : null;
+      const next = nextRunOf(job, timeZone);
       return {
         id: job.id,
         name: job.name,
@@ -69,6 +68,9 @@ async function toViews(jobs: CronJobRow[], timeZone = getEnv().cronTimeZone): Pr
         lastRun: job.lastRun?.toISOString() ?? null,
         ...lastRunOf(job, job.lastTurnId ? turnById.get(job.lastTurnId) : undefined),
         nextRun: next?.toISOString() ?? null,
+        kind: job.kind,
+        runAt: job.runAt?.toISOString() ?? null,
+        missedAt: job.missedAt?.toISOString() ?? null,
       };
     }),
   );

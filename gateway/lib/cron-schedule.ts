@@ -72,3 +72,28 @@ export function dueSlot(job: ScheduledJob, timeZone: string, now: Date): Date | 
   const slot = nextFireTime(job.schedule, timeZone, since);
   return slot !== null && slot.getTime() <= now.getTime() ? slot : null;
 }
+
+/** What of a stored job decides when it runs. */
+export interface StoredSchedule {
+  schedule: string;
+  enabled: boolean;
+  lastRun: Date | null;
+  scheduleSince: Date;
+  runAt: Date | null;
+  lastTurnId: string | null;
+  missedAt: Date | null;
+}
+
+/** Slots before scheduleSince (creation, last schedule change or re-enabling) are never caught up. */
+export function asScheduled(job: StoredSchedule): ScheduledJob {
+  const lastRun = job.lastRun && job.lastRun > job.scheduleSince ? job.lastRun : null;
+  return { schedule: job.schedule, enabled: job.enabled, lastRun, createdAt: job.scheduleSince };
+}
+
+/** When the job runs next: a one-shot job at its time until it ran or was missed; a repeating one by its schedule. */
+export function nextRunOf(job: StoredSchedule, timeZone: string): Date | null {
+  if (!job.enabled) return null;
+  if (job.runAt) return job.lastTurnId || job.missedAt ? null : job.runAt;
+  const scheduled = asScheduled(job);
+  return nextFireTime(job.schedule, timeZone, scheduled.lastRun ?? scheduled.createdAt);
+}

@@ -3,13 +3,13 @@ import { randomUUID } from "node:crypto";
 import { sameSecret } from "./auth";
 import { afterResponse } from "./background";
 import { cronPromptText } from "./cron-prompt";
-import { dueSlot, type ScheduledJob } from "./cron-schedule";
+import { asScheduled, dueSlot } from "./cron-schedule";
 import { getEnv, requireSecret } from "./env";
 import { AppError } from "./errors";
 import { errorMeta, logger } from "./logger";
 import type { ChannelName } from "./channels/types";
 import type { CronStatus } from "./cron-job-schema";
-import { listCronJobs, recordCronRun, type CronJobRow } from "./db/cron-jobs";
+import { listCronJobs, markCronJobMissed, recordCronRun, type CronJobRow } from "./db/cron-jobs";
 import { getTurnById } from "./db/turns";
 import { recordFailedCredentials, refuseThrottledClient } from "./rate-limit";
 import { turnRunner } from "./turns/runner";
@@ -62,17 +62,23 @@ export function requireCronSecret(request: Request): void {
   }
 }
 
-/** Slots before scheduleSince (creation, last schedule change or re-enabling) are never caught up. */
-export function asScheduled(job: CronJobRow): ScheduledJob {
-  const lastRun = job.lastRun && job.lastRun > job.scheduleSince ? job.lastRun : null;
-  return { schedule: job.schedule, enabled: job.enabled, lastRun, createdAt: job.scheduleSince };
-}
-
 /** A run's status, from its turn's state (and whether a retry is scheduled). */
 export function statusOfTurn(turn: { state: string; lastError: string | null } | null | undefined): CronStatus {
   if (turn?.state === "delivered") return "ok";
   if (!turn || turn.state === "failed") return "failed";
   return turn.lastError ? "retrying" : "running"; // kept for the sweep: the agent or the channel was unavailable
+}
+
+/**
+ * A one-shot job's time when it is due now: once, not before its time, and only within the grace
+ * (the machine may have been off); later than that it is marked missed and never runs.
+ */
+async function dueOnce(job: CronJobRow, runAt: Date, now: Date, graceMs: number): Promise<Date | null> {
+  if (!job.enabled || job.lastTurnId || job.missedAt || runAt.getTime() > now.getTime()) return null;
+  if (now.getTime() - runAt.getTime() <= graceMs) return runAt;
+  await markCronJobMissed({ id: job.id, at: now });
+  logger.warn("cron.missed", { jobId: job.id, channel: job.channel, lateMs: now.getTime() - runAt.getTime() });
+  return null;
 }
 
 /** Submits one run as a turn; null when the slot's turn exists already. `done` settles when the turn is over. */
@@ -88,6 +94,7 @@ async function startRun(job: CronJobRow, slot: Date | null): Promise<{ job: Cron
         model: job.model,
         modelScope: "turn",
         title: job.name,
+        ...(job.kind === "reminder" ? { kind: "reminder" as const } : {}),
       },
     ],
     { markRead: false },
@@ -126,9 +133,10 @@ async function collect(runs: { job: CronJobRow; done: Promise<CronRunResult> }[]
 export async function runDueCronJobs({ now = new Date(), waitMs = CRON_WAIT_MS }: { now?: Date; waitMs?: number } = {}): Promise<CronSummary> {
   const timeZone = getEnv().cronTimeZone;
   const jobs = await listCronJobs();
+  const { graceMs } = getEnv().reminders;
   const claims = await Promise.all(
     jobs.map(async (job) => {
-      const slot = dueSlot(asScheduled(job), timeZone, now);
+      const slot = job.runAt ? await dueOnce(job, job.runAt, now, graceMs) : dueSlot(asScheduled(job), timeZone, now);
       if (!slot) return null;
       return startRun(job, slot).catch((error: unknown) => {
         logger.error("cron.claim_failed", { jobId: job.id, ...errorMeta(error) });

@@ -66,6 +66,9 @@ const schema = z.object({
   NEXTCLOUD_ALLOWED_USERS: z.string().optional(),
   // Accepted deliveries per second and channel (lib/rate-limit.ts); the 200/s load test passes under the default.
   WEBHOOK_RATE_LIMIT_PER_S: z.coerce.number().int().min(1).max(100_000).default(300),
+  // Reminders the agent may set in conversation (schedule_message), and how late a one-shot one may still run.
+  REMINDERS_MAX: z.coerce.number().int().min(1).max(10_000).default(100),
+  REMINDER_GRACE_S: seconds(0, 30 * 24 * 3600).default(6 * 3600),
   TURN_RETRY_BASE_S: seconds(0.1, 3600).default(30),
   TURN_MAX_ATTEMPTS: z.coerce
     .number({ error: "must be a whole number" })
@@ -111,6 +114,13 @@ export interface NextcloudEnv {
   allowedUsers?: string;
 }
 
+export interface RemindersEnv {
+  /** Active reminders (one-shot not yet run, or repeating) at most. */
+  max: number;
+  /** A one-shot job later than this (the machine was off) is marked missed instead of run. */
+  graceMs: number;
+}
+
 /** How unfinished turns are retried (lib/turns/retry.ts) and swept (lib/startup.ts). */
 export interface TurnEnv {
   /** Wait before the second attempt; each next one waits twice as long. */
@@ -136,6 +146,7 @@ export interface Env {
   secrets: Record<SecretName, Secret>;
   whatsapp: WhatsAppEnv;
   nextcloud: NextcloudEnv;
+  reminders: RemindersEnv;
   turns: TurnEnv;
 }
 
@@ -186,6 +197,7 @@ export function parseEnv(raw: Record<string, string | undefined>): Env {
       ...(env.WHATSAPP_TEMPLATE_NAME ? { template: { name: env.WHATSAPP_TEMPLATE_NAME, lang: env.WHATSAPP_TEMPLATE_LANG } } : {}),
     },
     nextcloud: { baseUrl: env.NEXTCLOUD_BASE_URL, allowedUsers: env.NEXTCLOUD_ALLOWED_USERS },
+    reminders: { max: env.REMINDERS_MAX, graceMs: Math.round(env.REMINDER_GRACE_S * 1000) },
     turns: {
       retryBaseMs: Math.round(env.TURN_RETRY_BASE_S * 1000),
       maxAttempts: env.TURN_MAX_ATTEMPTS,

@@ -192,9 +192,9 @@ describe("/api/cron-jobs", () => {
     expect(created.status).toBe(201);
     const job = (await created.json()) as Record<string, unknown> & { id: string; nextRun: string };
     expect(Object.keys(job).sort()).toEqual(
-      ["id", "name", "schedule", "prompt", "channel", "channelId", "model", "enabled", "lastRun", "lastStatus", "lastError", "lastDurationMs", "nextRun"].sort(),
+      ["id", "name", "schedule", "prompt", "channel", "channelId", "model", "enabled", "lastRun", "lastStatus", "lastError", "lastDurationMs", "nextRun", "kind", "runAt", "missedAt"].sort(),
     );
-    expect(job).toMatchObject({ model: "smart", enabled: true, lastRun: null, lastStatus: null });
+    expect(job).toMatchObject({ model: "smart", enabled: true, lastRun: null, lastStatus: null, kind: "agent", runAt: null, missedAt: null });
     // 09:00 in Paris is 08:00 UTC in winter, 07:00 in summer.
     expect(job.nextRun).toMatch(/T0[78]:00:00\.000Z$/);
     expect(new Date(job.nextRun).getTime()).toBeGreaterThan(Date.now());

@@ -22,8 +22,11 @@ export interface InboundMessage {
   modelScope?: "conversation" | "turn";
   /** The title of a conversation this message starts (default: the text's first line). */
   title?: string;
-  /** A kind the agent cannot take (a voice note) gets the channel's `cannedReply` without calling the agent. */
-  kind?: "text" | "image" | "voice";
+  /**
+   * A kind the agent cannot take (a voice note) gets the channel's `cannedReply` without calling the agent;
+   * a "reminder" (a scheduled message set by the owner) is delivered as written.
+   */
+  kind?: "text" | "image" | "voice" | "reminder";
   /** The channel's media id: the image is downloaded when the turn runs, so a resumed turn still has it. */
   media?: { id: string; mimeType: string };
   /** Who sent it, when that is not `channelId` (a Talk actor such as `users/alice`): for the channel's allow-list only, never stored. */

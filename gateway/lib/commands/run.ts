@@ -1,7 +1,6 @@
 import "server-only";
 import type { AgentClient, AgentModels } from "../agent-client";
-import { asScheduled } from "../cron";
-import { nextFireTime } from "../cron-schedule";
+import { nextRunOf } from "../cron-schedule";
 import { createConversation, getConversationById, setConversationModel } from "../db/conversations";
 import { deleteCronJobById, listCronJobsByThread } from "../db/cron-jobs";
 import { countPendingTurns, dropWaitingTurns, findLastFailedTurn } from "../db/turns";
@@ -87,12 +86,12 @@ const handlers: Record<CommandName, Handler> = {
 
   reminders: async (_arg, { channel, channelId, lang }) => {
     const timeZone = getEnv().cronTimeZone;
-    const jobs = await listCronJobsByThread({ channel, channelId });
+    // One-shot jobs that ran or were missed are done; the others are still to come.
+    const jobs = (await listCronJobsByThread({ channel, channelId })).filter((job) => !job.runAt || (!job.lastTurnId && !job.missedAt));
     if (jobs.length === 0) return texts[lang].noReminders;
     const when = new Intl.DateTimeFormat(lang === "fr" ? "fr-FR" : "en-GB", { timeZone, dateStyle: "medium", timeStyle: "short" });
     const lines = jobs.map((job) => {
-      const scheduled = asScheduled(job);
-      const next = job.enabled ? nextFireTime(job.schedule, timeZone, scheduled.lastRun ?? scheduled.createdAt) : null;
+      const next = nextRunOf(job, timeZone);
       return texts[lang].reminderLine(shortId(job.id), job.name, next ? when.format(next) : null);
     });
     return texts[lang].reminders(lines, timeZone);

@@ -14,6 +14,10 @@ export interface CronJobFields {
   channelId: string;
   model: string;
   enabled: boolean;
+  /** "agent" (default): the prompt goes to the agent; "reminder": delivered as written. */
+  kind?: string;
+  /** A one-shot job's time. */
+  runAt?: Date | null;
 }
 
 export const duplicateName = (name: string | undefined) =>
@@ -67,4 +71,16 @@ export async function recordCronRun({ id, runAt, turnId }: { id: string; runAt: 
     where: { id, OR: [{ lastRun: null }, { lastRun: { lte: runAt } }] },
     data: { lastRun: runAt, lastTurnId: turnId },
   });
+}
+
+/** Reminders still to come: one-shot ones not yet run nor missed, and enabled repeating ones. */
+export async function countActiveReminders() {
+  return db().cronJob.count({
+    where: { kind: "reminder", enabled: true, OR: [{ runAt: null }, { lastTurnId: null, missedAt: null }] },
+  });
+}
+
+/** A one-shot job the machine was off for too long: never run, shown as missed. */
+export async function markCronJobMissed({ id, at }: { id: string; at: Date }) {
+  return db().cronJob.updateMany({ where: { id, lastTurnId: null, missedAt: null }, data: { missedAt: at, enabled: false } });
 }

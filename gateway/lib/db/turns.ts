@@ -6,7 +6,7 @@ import type { TurnState } from "./messages";
 // unique, so a redelivery finds the turn it already made; state, attempts and
 // the claim let any worker, and a restarted process, resume it.
 
-export type TurnKind = "text" | "image" | "voice";
+export type TurnKind = "text" | "image" | "voice" | "reminder";
 
 const pendingStates: TurnState[] = ["received", "answered"];
 const released = { claimedBy: null, claimedUntil: null };

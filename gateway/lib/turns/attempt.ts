@@ -10,6 +10,8 @@ import { buildSystemPrompt, personaFrom } from "../persona";
 import { parseCommand } from "../commands/parse";
 import { runCommand } from "../commands/run";
 import { langOf } from "../commands/texts";
+import { parseCronPrompt } from "../cron-prompt";
+import { replyToFor } from "../reminders/reply-to";
 import { answerText } from "../unfinished-note";
 import { getHistory } from "./history";
 import type { Listeners } from "./listeners";
@@ -99,6 +101,8 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
 
   /** A command's answer, or the channel's canned reply to what the agent cannot take; undefined: ask the agent. */
   async function answerWithoutAgent(turn: ClaimedTurn, personaLang: string): Promise<string | undefined> {
+    // A reminder's text, as the owner asked for it to be sent.
+    if (turn.kind === "reminder") return parseCronPrompt(turn.userMessage.content)?.prompt ?? turn.userMessage.content;
     const command = turn.kind === "text" ? parseCommand(turn.userMessage.content) : undefined;
     if (command) {
       const { id: turnId, conversationId, channel, conversation } = turn;
@@ -116,12 +120,16 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     if (fixed !== undefined) return { response: fixed, model: "none", steps: 0, finished: true, historyLength: 0 };
     const image = turn.mediaId && channel?.downloadImage ? await channel.downloadImage(turn.mediaId) : undefined;
     const history = await getHistory({ conversationId: turn.conversationId });
+    // A scheduled job's turn has nobody to answer a reminder to: no reference, so the agent refuses to set one.
+    const isScheduled = parseCronPrompt(turn.userMessage.content) !== null;
+    const replyTo = isScheduled ? undefined : replyToFor({ channel: turn.channel, channelId: turn.conversation.channelId });
     const result = await callAgent(turn, {
       message: turn.userMessage.content,
       history,
       model: turn.model,
       systemPrompt: buildSystemPrompt(persona),
       ...(image ? { images: [image.data] } : {}),
+      ...(replyTo ? { replyTo } : {}),
     });
     return { ...result, historyLength: history.length };
   }
