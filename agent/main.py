@@ -183,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             system_prompt=body.system_prompt,
             image_paths=paths,
             request_id=request_id_var.get(),
+            reply_to=body.reply_to or None,
         )
 
     def log_outcome(event: AgentEvent, model: str) -> None:

@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache, partial
 from pathlib import Path
@@ -26,6 +26,7 @@ from model_errors import run_failure
 from model_router import ModelRegistry, ResolvedModel
 from redact import RedactedTool, redact_step
 from settings import Settings
+from tools.run_context import RunContext, bind_to_run
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class RunRequest:
     system_prompt: str | None = None
     image_paths: Sequence[Path] = ()
     request_id: str | None = None
+    # The chat the turn came from (opaque, from the gateway), for schedule_message; never logged, so not in repr.
+    reply_to: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -146,8 +149,10 @@ class AgentRunner:
             redact_step(step, self._redactor)
             bound_step(step, self._settings.agent_max_observation_chars)
 
+        # The shared tools, those that need it bound to this run's context (tools/run_context.py): never stored on them.
+        tools = bind_to_run(self._tools, RunContext(reply_to=prepared.request.reply_to))
         persona = prepared.request.system_prompt
-        return build_agent(self._settings, self._tools, model, persona, [bound, stop_if_cancelled]), task
+        return build_agent(self._settings, tools, model, persona, [bound, stop_if_cancelled]), task
 
     def _start(self, prepared: PreparedRun, cancel: threading.Event, emit: Callable[[AgentEvent | None], None]) -> None:
         """Run the agent in a thread of its own, handing `emit` each event as it happens, then None once it has ended.

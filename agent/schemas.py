@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_MESSAGE_CHARS = 32_000
 MAX_IMAGES = 5
+MAX_REPLY_TO_CHARS = 1000
 
 
 class ErrorBody(BaseModel):
@@ -36,6 +37,8 @@ class RunBody(BaseModel):
     model: str = Field(default="smart", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/\-]+$")
     system_prompt: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
     images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)
+    # Opaque name of the chat the turn came from, for schedule_message; the gateway sends none for cron turns.
+    reply_to: str | None = Field(default=None, max_length=MAX_REPLY_TO_CHARS, repr=False)
 
     @field_validator("message")
     @classmethod

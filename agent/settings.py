@@ -8,6 +8,7 @@ import re
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -33,6 +34,7 @@ ALL_TOOLS = (
     "screenshot",
     "mouse_keyboard",
     "analyze_image",
+    "schedule_message",
 )
 DEFAULT_IMPORTS = ("json", "csv", "datetime", "zoneinfo", "re", "math", "requests", "urllib.parse")
 
@@ -82,6 +84,8 @@ class Settings(BaseSettings):
     zai_model_reason: str = "glm-4.7"
 
     searxng_url: str = "http://127.0.0.1:8888"
+    # The gateway's own API (schedule_message creates reminders there, with AGENT_API_KEY as a bearer).
+    gateway_url: str = "http://127.0.0.1:3000"
     files_allowed_dirs: CommaList = [str(REPO_ROOT / "data" / "files")]
     screenshot_dir: Path = REPO_ROOT / "data" / "screenshots"
     media_dir: Path = REPO_ROOT / "data" / "media"
@@ -143,6 +147,14 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("use an http(s) URL such as http://127.0.0.1:3000")
+        return value.strip().rstrip("/")
 
     @field_validator("screenshot_dir", "media_dir")
     @classmethod

@@ -1,4 +1,4 @@
-"""Fixtures: fake model and search servers, and the real agent service as a subprocess on a free port."""
+"""Fixtures: fake model, search and gateway servers, and the real agent service as a subprocess on a free port."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes.gateway import FakeGateway
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
 from tests.fakes.searxng import FakeSearxng
@@ -56,7 +57,7 @@ def service_env(tmp: Path, **overrides: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("AGENT_", "OLLAMA_", "ZAI_", "SEARXNG_", "FILES_", "MODELS_"))
+        if not k.startswith(("AGENT_", "OLLAMA_", "ZAI_", "SEARXNG_", "FILES_", "MODELS_", "GATEWAY_"))
     }
     (tmp / "no-env-files").mkdir(exist_ok=True)
     env.update(
@@ -142,10 +143,22 @@ def fake_searxng() -> Iterator[FakeSearxng]:
 
 
 @pytest.fixture(scope="session")
+def fake_gateway() -> Iterator[FakeGateway]:
+    """The gateway's reminders API, expecting the service's AGENT_API_KEY."""
+    server = FakeGateway(API_KEY).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def service(
-    tmp_path_factory: pytest.TempPathFactory, fake_ollama: FakeOllama, fake_zai: FakeOpenAI, fake_searxng: FakeSearxng
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_ollama: FakeOllama,
+    fake_zai: FakeOpenAI,
+    fake_searxng: FakeSearxng,
+    fake_gateway: FakeGateway,
 ) -> Iterator[Service]:
-    """The real service, with an API key, the Z.ai route pointed at its fake, and a short run timeout."""
+    """The real service, with an API key, the Z.ai route and the gateway pointed at their fakes, a short run timeout."""
     running = start_service(
         tmp_path_factory.mktemp("agent"),
         AGENT_API_KEY=API_KEY,
@@ -155,7 +168,8 @@ def service(
         ZAI_BASE_URL=f"{fake_zai.url}/api/paas/v4",
         AGENT_TIMEOUT_S="6",
         AGENT_MAX_CONCURRENCY="2",
-        AGENT_TOOLS="web_search,file_system,os_exec,analyze_image",
+        AGENT_TOOLS="web_search,file_system,os_exec,analyze_image,schedule_message",
+        GATEWAY_URL=fake_gateway.url,
     )
     yield running
     running.stop()
@@ -164,7 +178,7 @@ def service(
 @pytest.fixture(autouse=True)
 def _reset_fakes(request: pytest.FixtureRequest) -> None:
     """Each test starts with empty scripts and request logs on whichever fakes it uses."""
-    for name in ("fake_ollama", "fake_zai"):
+    for name in ("fake_ollama", "fake_zai", "fake_gateway"):
         if name in request.fixturenames:
             server = request.getfixturevalue(name)
             httpx.post(f"{server.url}/_fake/reset")

@@ -17,7 +17,7 @@ from events import ErrorEvent, FinalEvent, StepEvent, ThinkingEvent
 from history import Turn
 from model_router import ModelRegistry
 from runner import AgentRunner, RunRequest
-from settings import Settings
+from settings import ALL_TOOLS, Settings
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.tokens import count_tokens
 from tools import build_tools
@@ -235,7 +235,7 @@ def test_the_system_prompt_with_every_tool_costs_at_most_2000_tokens(
 ) -> None:
     monkeypatch.setenv("DISPLAY", ":99")
     runner = make_runner(agent_tools=["all"])
-    assert len(runner.tools) == 7
+    assert len(runner.tools) == len(ALL_TOOLS)
     prompt = runner.system_prompt("Tu es l'assistant de Camille. Réponds en français, brièvement.")
     assert count_tokens(prompt) <= 2000, count_tokens(prompt)
     for tool in runner.tools:

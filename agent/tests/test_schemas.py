@@ -24,6 +24,7 @@ run_shaped = st.fixed_dictionaries(
         "model": json_values | st.from_regex(r"[A-Za-z0-9._:/\-]{1,20}", fullmatch=True),
         "system_prompt": json_values,
         "images": json_values | st.lists(st.text(), max_size=7),
+        "reply_to": json_values | st.text(max_size=1100),
     },
 )
 
@@ -36,6 +37,7 @@ def test_run_body_accepts_or_raises_only_validation_error(value: Any) -> None:
         return
     assert body.message.strip()
     assert len(body.images) <= 5
+    assert body.reply_to is None or len(body.reply_to) <= 1000
 
 
 @given(st.text(alphabet=" \t\n\r\u00a0\u2003", max_size=10))
@@ -45,3 +47,16 @@ def test_blank_messages_are_refused(message: str) -> None:
     except ValidationError:
         return
     raise AssertionError("a blank message was accepted")
+
+
+def test_reply_to_is_optional_opaque_and_at_most_1000_characters() -> None:
+    assert RunBody.model_validate({"message": "hi"}).reply_to is None
+    assert RunBody.model_validate({"message": "hi", "reply_to": "whatsapp:+33 6/x"}).reply_to == "whatsapp:+33 6/x"
+    assert len(RunBody.model_validate({"message": "hi", "reply_to": "r" * 1000}).reply_to or "") == 1000
+    for refused in ("r" * 1001, 42, ["x"]):
+        try:
+            RunBody.model_validate({"message": "hi", "reply_to": refused})
+        except ValidationError:
+            continue
+        raise AssertionError(f"reply_to {refused!r:.20} was accepted")
+    assert "secret-chat" not in repr(RunBody.model_validate({"message": "hi", "reply_to": "secret-chat"}))

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import AGENT_DIR, API_KEY, Service, start_service
+from tests.fakes.gateway import FakeGateway
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
 from tests.fakes.searxng import FakeSearxng
@@ -107,6 +108,44 @@ def test_web_search_goes_through_searxng(service: Service, fake_ollama: FakeOlla
     assert any("What's New In Python 3.13" in str(m["content"]) for m in second_call), (
         "the observation reaches the model"
     )
+
+
+SET_REMINDER = (
+    'Thought: set it.\n<code>\nprint(schedule_message(when="2026-12-04T09:00", text="Call the dentist"))\n</code>'
+)
+
+
+def test_a_reminder_set_in_conversation_reaches_the_gateway_with_the_turns_chat(
+    service: Service, fake_ollama: FakeOllama, fake_gateway: FakeGateway
+) -> None:
+    chat = "whatsapp:33699887766"
+    script(fake_ollama, SET_REMINDER, 'Thought: done.\n<code>\nfinal_answer("Reminder set.")\n</code>')
+    with service.client() as client:
+        response = client.post("/run", json={"message": "Remind me tomorrow at 9", "reply_to": chat})
+    assert response.status_code == 200, response.text
+    assert response.json()["response"] == "Reminder set."
+    [request] = fake_gateway.reminders()
+    assert request["body"] == {"reply_to": chat, "when": "2026-12-04T09:00", "text": "Call the dentist", "repeat": None}
+    assert request["headers"]["authorization"] == f"Bearer {API_KEY}"
+    second_call = chat_requests(fake_ollama)[-1]["body"]["messages"]
+    assert any(
+        "Scheduled (id r00001): next on 2026-12-04 09:00 (Europe/Paris)" in str(m["content"]) for m in second_call
+    )
+    time.sleep(0.3)
+    log = service.log_text()
+    assert '"tool": "schedule_message"' in log
+    assert "33699887766" not in log and "Call the dentist" not in log
+
+
+def test_a_turn_without_a_chat_cannot_set_a_reminder(
+    service: Service, fake_ollama: FakeOllama, fake_gateway: FakeGateway
+) -> None:
+    script(fake_ollama, SET_REMINDER, 'Thought: done.\n<code>\nfinal_answer("Not possible here.")\n</code>')
+    events = sse_events(run_stream(service, "[scheduled job] remind me"))
+    step = next(data for name, data in events if name == "step")
+    assert step["tool_calls"][0]["name"] == "schedule_message"
+    assert "ERROR: reminders can only be set from a chat" in step["observation"]
+    assert fake_gateway.reminders() == []
 
 
 def test_stream_yields_deltas_and_steps_then_final(service: Service, fake_ollama: FakeOllama) -> None:

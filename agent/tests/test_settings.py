@@ -126,3 +126,25 @@ def test_the_redactor_knows_the_secrets_of_the_env_files_and_the_process(
     text = "k" * 32 + " webchat-token-from-process cron-from-dot-env"
     assert loaded.redactor.redact(text) == "[redacted] [redacted] [redacted]"
     assert loaded.redactor is loaded.redactor
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "http://127.0.0.1:3000"),
+        ("http://127.0.0.1:3100/", "http://127.0.0.1:3100"),
+        ("https://claw.example.org", "https://claw.example.org"),
+    ],
+)
+def test_gateway_url_defaults_to_the_local_gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None, expected: str
+) -> None:
+    monkeypatch.delenv("GATEWAY_URL", raising=False)
+    assert make(tmp_path, env_local=f"GATEWAY_URL={value}\n" if value else "").gateway_url == expected
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:3000", "ftp://127.0.0.1", "http://", "gateway"])
+def test_gateway_url_must_be_an_http_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.delenv("GATEWAY_URL", raising=False)
+    with pytest.raises(ValueError, match="http\\(s\\) URL"):
+        make(tmp_path, env_local=f"GATEWAY_URL={value}\n")

@@ -15,6 +15,7 @@ from tools.clipboard import ClipboardTool
 from tools.file_system import FileSystemTool
 from tools.mouse_keyboard import MouseKeyboardTool
 from tools.os_exec import OsExecTool
+from tools.schedule_message import ScheduleMessageTool
 from tools.screenshot import ScreenshotTool
 from tools.web_search import WebSearchTool
 
@@ -35,6 +36,7 @@ TOOL_SUMMARIES: dict[str, str] = {
     "screenshot": "Captures your screen (or a region) to a PNG file in SCREENSHOT_DIR.",
     "mouse_keyboard": "Moves and clicks your mouse, types text and presses key combinations on your desktop.",
     "analyze_image": "Sends an image from the allowed, screenshot or media folders to your local Ollama vision model.",
+    "schedule_message": "Sets a reminder through the gateway's API, sent back as written to the chat it was set from.",
 }
 
 _BUILDERS: dict[str, Callable[[Settings, Callable[[], str]], Tool]] = {
@@ -59,6 +61,7 @@ _BUILDERS: dict[str, Callable[[Settings, Callable[[], str]], Tool]] = {
         keep_alive=s.keep_alive,
         max_pixels=s.vision_max_pixels,
     ),
+    "schedule_message": lambda s, _: ScheduleMessageTool(s.gateway_url, s.api_key),
 }
 
 
@@ -97,6 +100,7 @@ __all__ = [
     "FileSystemTool",
     "MouseKeyboardTool",
     "OsExecTool",
+    "ScheduleMessageTool",
     "ScreenshotTool",
     "WebSearchTool",
     "GUI_TOOLS",

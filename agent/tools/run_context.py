@@ -1,0 +1,79 @@
+"""What a tool may know about the run it is called in (the chat the turn came from), for that run only.
+
+The tool objects are built once per runner and shared by concurrent runs, so nothing of a run is stored on them.
+The runner wraps, for each run, the tools that read `current_run()` in a `RunBoundTool` holding that run's
+`RunContext`; the wrapper sets the context variable around each call. It is set in the thread that runs the
+tool: smolagents executes the agent's code in a worker thread of its own (for its time limit), which a context
+variable set in the run's thread would not reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from smolagents import Tool
+
+
+@dataclass(frozen=True)
+class RunContext:
+    # Opaque name of the chat the turn came from, given by the gateway; None for cron turns and the console.
+    # Owner data: never logged (left out of repr, so a stray log of the context shows nothing of it).
+    reply_to: str | None = field(default=None, repr=False)
+
+
+NO_RUN = RunContext()
+_current: ContextVar[RunContext] = ContextVar("current_run", default=NO_RUN)
+
+
+def current_run() -> RunContext:
+    """The context of the run this call belongs to; NO_RUN outside any run."""
+    return _current.get()
+
+
+@contextmanager
+def run_context(context: RunContext) -> Iterator[None]:
+    """`current_run()` is `context` inside this block, in this thread only."""
+    token = _current.set(context)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+class RunBoundTool(Tool):
+    """One run's view of a shared tool: the same name, description and inputs, called inside the run's context."""
+
+    skip_forward_signature_validation = True
+
+    def __init__(self, inner: Tool, context: RunContext) -> None:
+        self.name = inner.name
+        self.description = inner.description
+        self.inputs = inner.inputs
+        self.output_type = inner.output_type
+        super().__init__()
+        self.inner = inner
+        self._context = context
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with run_context(self._context):
+            return self.inner(*args, **kwargs)
+
+
+def uses_run_context(tool: Tool) -> bool:
+    """Whether `tool`, or the tool it wraps (RedactedTool), reads `current_run()`."""
+    while True:
+        if getattr(tool, "uses_run_context", False) is True:
+            return True
+        inner = getattr(tool, "inner", None)
+        if not isinstance(inner, Tool):
+            return False
+        tool = inner
+
+
+def bind_to_run(tools: list[Tool], context: RunContext) -> list[Tool]:
+    """The tools for one run: those that read the run's context wrapped with it, the others as they are."""
+    return [RunBoundTool(tool, context) if uses_run_context(tool) else tool for tool in tools]
