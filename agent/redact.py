@@ -17,6 +17,8 @@ from typing import Any
 from dotenv import dotenv_values
 from smolagents import ActionStep, Tool
 
+from wrapping import WrappingTool
+
 REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 8
 
@@ -126,18 +128,11 @@ def scrubbed_environ(environ: Mapping[str, str], secrets: Redactor) -> dict[str,
     }
 
 
-class RedactedTool(Tool):
+class RedactedTool(WrappingTool):
     """A tool whose output has the machine's secrets replaced, before the agent's code (and so the model) sees it."""
 
-    skip_forward_signature_validation = True
-
     def __init__(self, inner: Tool, redactor: Redactor) -> None:
-        self.name = inner.name
-        self.description = inner.description
-        self.inputs = inner.inputs
-        self.output_type = inner.output_type
-        super().__init__()
-        self.inner = inner
+        super().__init__(inner)
         self._redactor = redactor
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:

@@ -17,6 +17,8 @@ from typing import Any
 
 from smolagents import Tool
 
+from wrapping import WrappingTool
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -44,18 +46,11 @@ def run_context(context: RunContext) -> Iterator[None]:
         _current.reset(token)
 
 
-class RunBoundTool(Tool):
+class RunBoundTool(WrappingTool):
     """One run's view of a shared tool: the same name, description and inputs, called inside the run's context."""
 
-    skip_forward_signature_validation = True
-
     def __init__(self, inner: Tool, context: RunContext) -> None:
-        self.name = inner.name
-        self.description = inner.description
-        self.inputs = inner.inputs
-        self.output_type = inner.output_type
-        super().__init__()
-        self.inner = inner
+        super().__init__(inner)
         self._context = context
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
