@@ -8,20 +8,69 @@
 // A wrong secret gets 401 and runs nothing; a call at a due time delivers one
 // message each and stores it; a second call in the same minute delivers nothing.
 // Then headless Chromium (a phone) opens the Schedule page and the job's conversation.
+//
+// Reminders set in conversation: the agent runs with GATEWAY_URL on the gateway
+// and its key. A WhatsApp "rappelle-moi" whose scripted model code calls
+// schedule_message creates a one-shot job for that chat; a second one is
+// created to be missed. Across a gateway restart (SIGKILL), with the first made
+// due and the second older than REMINDER_GRACE_S (in the database), the crontab
+// line run twice sends the first's text as written, once, without the model,
+// and marks the second missed without sending it; /reminders then lists neither.
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { chromium } from "playwright-core";
+import { langOf, texts } from "../lib/commands/texts";
+import { whatsappEnv } from "../tests/support/channel-env";
 import { startFakeGraph } from "../tests/support/fake-graph";
+import { metaSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { crontabLine, runCrontabLine } from "./crontab";
 import { check, reportFailed, reportPassed, sleep, waitFor } from "./checks";
-import { chromiumArgs, chromiumPath, exitUnlessAgentAvailable, gatewayDir, secret, startBackend, startGateway, stopAll, stopOnSignals } from "./stack";
+import {
+  chromiumArgs,
+  chromiumPath,
+  exitUnlessAgentAvailable,
+  freePort,
+  gatewayDir,
+  killService,
+  secret,
+  startBackend,
+  startGateway,
+  stopAll,
+  stopOnSignals,
+} from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs-cron");
 const owner = "33612345678";
 const phoneNumberId = "106540352242922";
 const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
+const reminderMarker = `NOLOG-${randomUUID().slice(0, 8)}`;
+const timeZone = "Europe/Paris";
+
+/** A job as GET /api/cron-jobs shows it. */
+interface JobView {
+  id: string;
+  name: string;
+  kind: string;
+  channel: string;
+  channelId: string;
+  prompt: string;
+  enabled: boolean;
+  lastStatus: string | null;
+  lastRun: string | null;
+  nextRun: string | null;
+  runAt: string | null;
+  missedAt: string | null;
+}
+
+/** "2026-12-04T09:00": a local date-time in CRON_TIMEZONE, as the model reads it in the task's "Now:" line. */
+const localDateTime = (date: Date) =>
+  new Intl.DateTimeFormat("sv-SE", { timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }).format(date).replace(" ", "T");
+
+/** The model's code for "remind me": schedule_message, then its result as the answer. */
+const scheduleAnswer = (when: string, text: string) =>
+  `Thought: I will set the reminder.\n<code>\nresult = schedule_message(when=${JSON.stringify(when)}, text=${JSON.stringify(text)})\nfinal_answer(result)\n</code>`;
 
 async function main() {
   stopOnSignals();
@@ -29,31 +78,33 @@ async function main() {
   const webchatToken = secret();
   const cronSecret = secret();
   const accessToken = `EAAG${secret()}`;
+  const appSecret = randomUUID().replace(/-/g, "");
 
   process.stdout.write("starting fake Graph, fake Ollama, agent and gateway…\n");
   const graph = await startFakeGraph({ accessToken, phoneNumberId });
-  const { gateway: backend } = await startBackend(logDir);
-  const gateway = await startGateway({
+  // The gateway's port is chosen first: the agent's schedule_message calls it back there (also after a restart).
+  const gatewayPort = await freePort();
+  const { ollama, gateway: backend } = await startBackend(logDir, { env: { GATEWAY_URL: `http://127.0.0.1:${gatewayPort}` } });
+  const gatewayOptions = {
     ...backend,
     webchatToken,
+    port: gatewayPort,
     env: {
       LOG_LEVEL: "debug",
       CRON_SECRET: cronSecret,
-      CRON_TIMEZONE: "Europe/Paris",
-      WHATSAPP_ACCESS_TOKEN: accessToken,
-      WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
-      WHATSAPP_API_URL: graph.url,
+      CRON_TIMEZONE: timeZone,
+      REMINDER_GRACE_S: "60",
+      ...whatsappEnv({ appSecret, accessToken, phoneNumberId, graphUrl: graph.url, allowedNumbers: `+${owner}` }),
     },
-  });
-  const port = new URL(gateway.url).port;
+  };
+  let gateway = await startGateway(gatewayOptions);
+  const port = String(gatewayPort);
   const owned = (route: string, init: RequestInit = {}) =>
     fetch(gateway.url + route, { ...init, headers: { authorization: `Bearer ${webchatToken}`, "content-type": "application/json" } });
   const sentCount = () => graph.sent.length;
   /** The job of that name as the management API stores it, if any. */
-  const storedJob = async (name: string) =>
-    ((await (await owned("/api/cron-jobs")).json()) as { jobs: { name: string; enabled: boolean; lastStatus: string | null; lastRun: string | null; nextRun: string | null }[] }).jobs.find(
-      (job) => job.name === name,
-    );
+  const listedJobs = async () => ((await (await owned("/api/cron-jobs")).json()) as { jobs: JobView[] }).jobs;
+  const storedJob = async (name: string) => (await listedJobs()).find((job) => job.name === name);
   const cronTurns = () => {
     const database = new Database(gateway.databaseUrl.replace(/^file:/, ""), { readonly: true });
     try {
@@ -173,11 +224,144 @@ async function main() {
       await browser.close();
     }
 
+    process.stdout.write("reminders set in conversation\n");
+    // The every-minute jobs go: from here on a crontab call has only reminders to run, and /reminders only them to list.
+    for (const job of await listedJobs()) {
+      const response = await owned(`/api/cron-jobs/${job.id}`, { method: "DELETE" });
+      if (response.status !== 204) throw new Error(`deleting ${job.name} answered ${response.status}`);
+    }
+    check((await listedJobs()).length === 0, "the every-minute jobs are deleted through the management API");
+    let seq = 0;
+    /** A WhatsApp message from the owner, posted as Meta signs it; its wamid. */
+    const whatsapp = async (text: string) => {
+      const id = `wamid.HBgLMzM2MTIzNDU2NzgVAgASGBQ${(++seq).toString().padStart(3, "0")}REM=`;
+      const raw = whatsappDelivery([{ messages: [textMessage(owner, id, text)] }]);
+      const response = await fetch(`${gateway.url}/api/webhook/whatsapp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-hub-signature-256": metaSignature(raw, appSecret) },
+        body: raw,
+      });
+      await response.arrayBuffer();
+      if (response.status !== 200) throw new Error(`the WhatsApp webhook answered ${response.status}`);
+      return id;
+    };
+    /** The gateway's WhatsApp answer to that message. */
+    const answerTo = async (id: string) => {
+      await waitFor(`the answer to ${id}`, () => graph.sent.some((m) => m.replyTo === id));
+      return graph.sent.find((m) => m.replyTo === id)!.body;
+    };
+    const script = (body: unknown) => fetch(`${ollama.url}/_fake/script`, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json());
+    /** The model calls (finished by the fake Ollama) whose prompt holds `text`. */
+    const modelCallsWith = async (text: string) =>
+      ((await (await fetch(`${ollama.url}/_fake/requests`)).json()) as { path: string; body: { messages?: unknown[] } }[]).filter(
+        (r) => r.path === "/api/chat" && JSON.stringify(r.body.messages ?? []).includes(text),
+      ).length;
+    /** Through the agent: the owner asks on WhatsApp, the model's code calls schedule_message(when, text). */
+    const remind = async (text: string, at: Date) => {
+      const when = localDateTime(at);
+      await script({ answers: [scheduleAnswer(when, text)] });
+      const answer = await answerTo(await whatsapp(`rappelle-moi : ${text}`));
+      const match = /^Scheduled \(id (\S{6})\): next on (\S+ \S+) \(Europe\/Paris\)\. Tell the owner\.$/.exec(answer);
+      const job = (await listedJobs()).find((j) => match && j.id.endsWith(match[1]!));
+      return { when, answer, match, job };
+    };
+
+    const dueText = `Appeler le garage ${reminderMarker}`;
+    const dueAt = new Date(Date.now() + 5 * 60_000);
+    const due = await remind(dueText, dueAt);
+    check(
+      due.match?.[2] === due.when.replace("T", " "),
+      `WhatsApp: the answer is the tool's result, "Scheduled" with the id and ${due.when} (${timeZone}): ${JSON.stringify(due.answer)}`,
+    );
+    const minute = (date: Date) => new Date(Math.floor(date.getTime() / 60_000) * 60_000).toISOString();
+    check(
+      due.job?.kind === "reminder" &&
+        due.job.channel === "whatsapp" &&
+        due.job.channelId.replace(/^\+/, "") === owner &&
+        due.job.prompt === dueText &&
+        due.job.runAt === minute(dueAt) &&
+        due.job.nextRun === due.job.runAt &&
+        due.job.enabled &&
+        due.job.lastRun === null &&
+        due.job.missedAt === null,
+      `GET /api/cron-jobs: a one-shot job of kind reminder for that chat, runAt ${minute(dueAt)} (${due.when} in ${timeZone}), with the text as its prompt`,
+    );
+    const lateText = `Sortir les poubelles ${reminderMarker}`;
+    const late = await remind(lateText, new Date(Date.now() + 10 * 60_000));
+    check(late.job?.kind === "reminder" && late.job.prompt === lateText && late.job.runAt !== null, "a second reminder, to be missed, is set the same way");
+
+    const { persona_lang: personaLang } = (await (await owned("/api/settings")).json()) as { persona_lang: string };
+    const lang = langOf(personaLang);
+    const t = texts[lang];
+    const shown = new Intl.DateTimeFormat(lang === "fr" ? "fr-FR" : "en-GB", { timeZone, dateStyle: "medium", timeStyle: "short" });
+    const expectedListing = t.reminders(
+      [due.job, late.job]
+        .sort((a, b) => (a.name < b.name ? -1 : 1))
+        .map((job) => t.reminderLine(job.id.slice(-6), job.name, shown.format(new Date(job.runAt!)))),
+      timeZone,
+    );
+    const before = await answerTo(await whatsapp("/reminders"));
+    check(before === expectedListing, `WhatsApp: /reminders lists both, with their ids and next runs: ${JSON.stringify(before)}`);
+
+    process.stdout.write("a gateway restart, then the crontab line twice\n");
+    await killService(gateway);
+    gateway = await startGateway({ ...gatewayOptions, databaseUrl: gateway.databaseUrl, name: "gateway-restarted" });
+    // Made due without waiting: the first a few seconds ago (within REMINDER_GRACE_S), the second 5 minutes ago (past it).
+    const dueRunAt = new Date(Date.now() - 5_000);
+    const lateRunAt = new Date(Date.now() - 5 * 60_000);
+    const writable = new Database(gateway.databaseUrl.replace(/^file:/, ""));
+    const moveRunAt = writable.prepare(`UPDATE "CronJob" SET runAt = ? WHERE id = ?`);
+    moveRunAt.run(dueRunAt.toISOString().replace("Z", "+00:00"), due.job.id);
+    moveRunAt.run(lateRunAt.toISOString().replace("Z", "+00:00"), late.job.id);
+    writable.close();
+    const moved = await listedJobs();
+    check(
+      moved.find((j) => j.id === due.job!.id)?.runAt === dueRunAt.toISOString() && moved.find((j) => j.id === late.job!.id)?.runAt === lateRunAt.toISOString(),
+      "after the restart, the restarted gateway reads both reminders with runAt moved into the past",
+    );
+    const askedBefore = await modelCallsWith(reminderMarker);
+    const sentBefore = graph.sent.length;
+    check((await runCrontabLine(line)) === 0, "the crontab line succeeds");
+    await waitFor("the reminder's text on WhatsApp", () => graph.sent.some((m) => m.body === dueText));
+    check((await runCrontabLine(line)) === 0, "… and again");
+    await sleep(1_500);
+    const delivered = graph.sent.slice(sentBefore);
+    check(
+      delivered.length === 1 && delivered[0]!.to === owner && delivered[0]!.body === dueText && delivered[0]!.replyTo === undefined,
+      `WhatsApp: the due reminder's text, as written, once, to the owner, quoting nothing: ${JSON.stringify(delivered.map((m) => m.body))}`,
+    );
+    check(!graph.sent.some((m) => m.body === lateText), "the reminder past REMINDER_GRACE_S is not sent (its text only ever went out in the /reminders list)");
+    check((await modelCallsWith(reminderMarker)) === askedBefore, `the fake Ollama got no model request for either (still ${askedBefore}, the two that set them)`);
+    const after = await listedJobs();
+    const sentJob = after.find((j) => j.id === due.job!.id);
+    const missedJob = after.find((j) => j.id === late.job!.id);
+    check(
+      sentJob?.lastStatus === "ok" && sentJob.lastRun !== null && sentJob.nextRun === null && sentJob.missedAt === null,
+      "GET /api/cron-jobs: the sent reminder ran once (status ok), with no next run",
+    );
+    check(
+      typeof missedJob?.missedAt === "string" && !missedJob.enabled && missedJob.lastRun === null && missedJob.nextRun === null,
+      `GET /api/cron-jobs: the late one shows missedAt (${missedJob?.missedAt}), disabled, never run`,
+    );
+    const { conversations } = (await (await owned("/api/conversations")).json()) as { conversations: { id: string; channel: string; channelId: string }[] };
+    const chat = conversations.find((c) => c.channel === "whatsapp" && c.channelId.replace(/^\+/, "") === owner);
+    const stored = ((await (await owned(`/api/conversations/${chat?.id}/messages`)).json()) as { messages: { role: string; content: string; model: string | null }[] }).messages;
+    const storedReminder = stored.filter((m) => m.content === dueText);
+    check(
+      storedReminder.length === 1 && storedReminder[0]!.role === "assistant" && storedReminder[0]!.model === "none" && !stored.some((m) => m.content === lateText),
+      "the WhatsApp conversation stores the reminder once, as the gateway's message (model none); the missed one not at all",
+    );
+    const afterwards = await answerTo(await whatsapp("/reminders"));
+    check(afterwards === t.noReminders, `WhatsApp: /reminders afterwards lists neither: ${JSON.stringify(afterwards)}`);
+
     const logs = readdirSync(logDir)
       .filter((name) => name.startsWith("gateway"))
       .map((name) => readFileSync(path.join(logDir, name), "utf8"))
       .join("\n");
-    check(logs.includes("cron.finished") && !logs.includes(marker) && !logs.includes(cronSecret), "the logs (debug level) carry neither prompts, answers nor the secret");
+    check(
+      logs.includes("cron.finished") && logs.includes("reminder.created") && ![marker, reminderMarker, cronSecret].some((secretText) => logs.includes(secretText)),
+      "the logs (debug level) carry neither prompts, answers, reminders' texts nor the secret",
+    );
     reportPassed("e2e cron");
   } catch (error) {
     reportFailed("e2e cron", error, logDir);

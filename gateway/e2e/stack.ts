@@ -199,6 +199,8 @@ export interface GatewayOptions {
   databaseUrl?: string;
   /** The log file's name, so a restarted gateway keeps the first one's log. */
   name?: string;
+  /** A port chosen beforehand (the agent's GATEWAY_URL names it; a restart comes back on it); a free one by default. */
+  port?: number;
 }
 
 /**
@@ -228,7 +230,7 @@ export async function startGateway(options: GatewayOptions): Promise<Service & {
   const databaseUrl = options.databaseUrl ?? `file:${path.join(mkdtempSync(path.join(tmpdir(), "my-claw-stack-")), "gateway.db")}`;
   const scratch = path.dirname(databaseUrl.replace(/^file:/, ""));
   await applyMigrations(databaseUrl);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const { child, logFile } = launch(options.name ?? "gateway", process.execPath, [path.join(gatewayDir, "scripts/start.mjs")], {
     cwd: gatewayDir,
     env: {
