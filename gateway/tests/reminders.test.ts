@@ -111,7 +111,12 @@ describe("POST /api/reminders", () => {
     expect(job).toMatchObject({ kind: "reminder", channel: "whatsapp", channelId: owner, prompt: "Appeler le garage", schedule: "", enabled: true });
     expect(job?.runAt?.toISOString()).toBe("2030-01-15T08:00:00.000Z");
     expect(job?.id.slice(-6)).toBe(created.id);
-    expect(weekly).toMatchObject({ kind: "reminder", schedule: "0 8 * * 1", runAt: null });
+    expect(weekly).toMatchObject({ kind: "reminder", schedule: "0 8 * * 1", runAt: null, name: "Reminder (0 8 * * 1): Sortir les poubelles" });
+    expect(job?.name).toBe("Reminder 2030-01-15 09:00: Appeler le garage");
+    // The same words at the same time again: refused, not a second job.
+    const again = await post({ reply_to: replyToFor(chat), when: "2030-01-15T09:00", text: "Appeler le garage" });
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { error: string }).error).toBe("The same reminder is already set for that time.");
   });
 
   it("refuses more than REMINDERS_MAX active reminders", async () => {

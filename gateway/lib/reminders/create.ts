@@ -1,10 +1,9 @@
 import "server-only";
-import { randomUUID } from "node:crypto";
 import { Cron } from "croner";
 import { z } from "zod";
 import { sameSecret } from "../auth";
 import { checkSchedule, nextFireTime } from "../cron-schedule";
-import { countActiveReminders, createCronJob } from "../db/cron-jobs";
+import { countActiveReminders, createCronJob, getCronJobByName } from "../db/cron-jobs";
 import { getEnv, requireSecret } from "../env";
 import { AppError } from "../errors";
 import { logger } from "../logger";
@@ -81,9 +80,12 @@ export async function createReminder(body: ReminderBody, now = new Date()): Prom
     throw new AppError("conflict:api", `There are already ${reminders.max} reminders (REMINDERS_MAX); the owner can remove some with /reminders and /cancel.`);
   }
   const text = body.text.trim();
+  // Named by its time and words, as the owner reads it in /reminders and on the /cron page (ids are shown apart).
+  const name = `Reminder ${body.repeat === "cron" ? `(${body.when})` : localTime(at, timeZone)}: ${text.replace(/\s+/g, " ").slice(0, 50)}`;
+  if (await getCronJobByName({ name })) throw new AppError("conflict:api", "The same reminder is already set for that time.");
   const job = await createCronJob({
     fields: {
-      name: `Reminder ${randomUUID().slice(0, 6)}: ${text.replace(/\s+/g, " ").slice(0, 50)}`,
+      name,
       schedule: body.repeat === "cron" ? body.when : "",
       kind: "reminder",
       runAt: body.repeat === "cron" ? null : at,
