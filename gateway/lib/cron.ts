@@ -99,7 +99,10 @@ async function startRun(job: CronJobRow, slot: Date | null): Promise<{ job: Cron
     ],
     { markRead: false },
   );
-  if (!started || started.isDuplicate) {
+  if (!started) return null;
+  if (started.isDuplicate) {
+    // Another call (or a process that died before recording it) submitted this slot: the job points at its turn.
+    await recordCronRun({ id: job.id, runAt, turnId: started.turnId });
     logger.info("cron.already_claimed", { jobId: job.id });
     return null;
   }

@@ -152,6 +152,18 @@ describe("a one-shot reminder", () => {
     expect(view).toMatchObject({ kind: "reminder", lastStatus: "ok", nextRun: null, missedAt: null });
   });
 
+  it("is recorded, not sent again, when a process died between sending it and recording the run", async () => {
+    const job = await dueReminder("Une seule fois", 60_000);
+    await callCron();
+    const { lastTurnId } = await db().cronJob.findUniqueOrThrow({ where: { id: job.id } });
+    expect(lastTurnId).not.toBeNull();
+    // What such a process leaves: the slot's turn exists, the job does not point at it.
+    await db().cronJob.update({ where: { id: job.id }, data: { lastTurnId: null } });
+    expect(await (await callCron()).json()).toMatchObject({ ran: [] });
+    expect(graph.sent.map((m) => m.body)).toEqual(["Une seule fois"]);
+    expect(await db().cronJob.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ lastTurnId, missedAt: null });
+  });
+
   it("is marked missed, never sent, when the machine was off past REMINDER_GRACE_S", async () => {
     const job = await dueReminder("Trop tard", 2 * 3_600_000);
     expect(await (await callCron()).json()).toMatchObject({ ran: [] });
