@@ -21,7 +21,7 @@ import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
 import { channelEnv } from "../tests/support/channel-env";
 import { metaSignature, talkMessage, talkHeaders, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { check, reportFailed, reportPassed, sleep, waitFor } from "./checks";
-import { exitUnlessAgentAvailable, gatewayDir, killService, secret, startBackend, startGateway, stopAll, stopOnSignals } from "./stack";
+import { exitUnlessAgentAvailable, gatewayDir, killService, postSigned, secret, startBackend, startGateway, stopAll, stopOnSignals } from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs");
 const owner = "16505551234";
@@ -69,13 +69,7 @@ async function main() {
     const id = `wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQ${(++seq).toString().padStart(3, "0")}RTJF+A=`;
     const raw = whatsappDelivery([{ messages: [textMessage(owner, id, text)] }]);
     const started = performance.now();
-    const response = await fetch(`${gateway.url}/api/webhook/whatsapp`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-hub-signature-256": metaSignature(raw, appSecret) },
-      body: raw,
-    });
-    await response.arrayBuffer();
-    if (response.status !== 200) throw new Error(`the WhatsApp webhook answered ${response.status}`);
+    await postSigned(`${gateway.url}/api/webhook/whatsapp`, raw, { "x-hub-signature-256": metaSignature(raw, appSecret) });
     const elapsed = performance.now() - started;
     if (elapsed > 1_000) throw new Error(`the WhatsApp webhook took ${Math.round(elapsed)} ms`);
     return id;
@@ -83,13 +77,7 @@ async function main() {
   async function nextcloud(text: string): Promise<string> {
     const id = String(2000 + ++seq);
     const raw = talkMessage({ id, token: room, message: text });
-    const response = await fetch(`${gateway.url}/api/webhook/nextcloud`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...talkHeaders(raw, botSecret) },
-      body: raw,
-    });
-    await response.arrayBuffer();
-    if (response.status !== 200) throw new Error(`the Talk webhook answered ${response.status}`);
+    await postSigned(`${gateway.url}/api/webhook/nextcloud`, raw, talkHeaders(raw, botSecret));
     return id;
   }
   /** The gateway's own API, as the owner's scripts call it. */

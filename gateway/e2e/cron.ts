@@ -34,6 +34,7 @@ import {
   freePort,
   gatewayDir,
   killService,
+  postSigned,
   secret,
   startBackend,
   startGateway,
@@ -236,13 +237,7 @@ async function main() {
     const whatsapp = async (text: string) => {
       const id = `wamid.HBgLMzM2MTIzNDU2NzgVAgASGBQ${(++seq).toString().padStart(3, "0")}REM=`;
       const raw = whatsappDelivery([{ messages: [textMessage(owner, id, text)] }]);
-      const response = await fetch(`${gateway.url}/api/webhook/whatsapp`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-hub-signature-256": metaSignature(raw, appSecret) },
-        body: raw,
-      });
-      await response.arrayBuffer();
-      if (response.status !== 200) throw new Error(`the WhatsApp webhook answered ${response.status}`);
+      await postSigned(`${gateway.url}/api/webhook/whatsapp`, raw, { "x-hub-signature-256": metaSignature(raw, appSecret) });
       return id;
     };
     /** The gateway's WhatsApp answer to that message. */

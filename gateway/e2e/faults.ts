@@ -26,6 +26,7 @@ import {
   exitUnlessAgentAvailable,
   gatewayDir,
   killService,
+  postSigned,
   secret,
   startAgent,
   startBackend,
@@ -143,25 +144,13 @@ async function main() {
   async function whatsapp(from: string, ...texts: string[]): Promise<string[]> {
     const messages: WhatsAppTestMessage[] = texts.map((text) => textMessage(from, `wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQ${randomUUID().replace(/-/g, "").toUpperCase()}=`, text));
     const raw = whatsappDelivery([{ messages }]);
-    const response = await fetch(`${gateway.url}/api/webhook/whatsapp`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-hub-signature-256": metaSignature(raw, appSecret) },
-      body: raw,
-    });
-    const body = await response.text();
-    if (response.status !== 200) throw new Error(`the WhatsApp webhook answered ${response.status} ${body.slice(0, 200)}`);
+    await postSigned(`${gateway.url}/api/webhook/whatsapp`, raw, { "x-hub-signature-256": metaSignature(raw, appSecret) });
     return messages.map((m) => m.id);
   }
   async function nextcloud(token: string, text: string): Promise<string> {
     const id = String(10_000 + ++seq);
     const raw = talkMessage({ id, token, message: text });
-    const response = await fetch(`${gateway.url}/api/webhook/nextcloud`, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...talkHeaders(raw, botSecret) },
-      body: raw,
-    });
-    const body = await response.text();
-    if (response.status !== 200) throw new Error(`the Talk webhook answered ${response.status} ${body.slice(0, 200)}`);
+    await postSigned(`${gateway.url}/api/webhook/nextcloud`, raw, talkHeaders(raw, botSecret));
     return id;
   }
   const bearer = { authorization: `Bearer ${webchatToken}` };

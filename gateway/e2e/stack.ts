@@ -326,3 +326,10 @@ export function stopOnSignals(cleanup: () => Promise<void> = async () => undefin
     });
   }
 }
+
+/** A signed webhook delivery, posted as the channel's server does; anything but 200 stops the suite. */
+export async function postSigned(url: string, raw: string, headers: Record<string, string>): Promise<void> {
+  const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: raw });
+  const body = await response.text();
+  if (response.status !== 200) throw new Error(`${new URL(url).pathname} answered ${response.status} ${body.slice(0, 200)}`);
+}

@@ -27,6 +27,7 @@ import {
   chromiumPath,
   exitUnlessAgentAvailable,
   gatewayDir,
+  postSigned,
   secret,
   startAgent,
   startFakeOllama,
@@ -107,12 +108,6 @@ async function startStack(): Promise<Stack> {
   });
   process.stdout.write(`services up in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   return { ollama, searxng, gradio, gateway, graph, talk };
-}
-
-async function postSigned(url: string, raw: string, headers: Record<string, string>): Promise<void> {
-  const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: raw });
-  await response.arrayBuffer();
-  if (response.status !== 200) throw new Error(`${new URL(url).pathname} answered ${response.status}`);
 }
 
 /** The console's answer to one message, asked by a gradio_client script as a developer would. */
