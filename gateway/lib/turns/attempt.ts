@@ -99,7 +99,7 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     }
   }
 
-  /** A command's answer, or the channel's canned reply to what the agent cannot take; undefined: ask the agent. */
+  /** A reminder's text, a command's answer, or the channel's canned reply to what the agent cannot take; undefined: ask the agent. */
   async function answerWithoutAgent(turn: ClaimedTurn, personaLang: string): Promise<string | undefined> {
     // A reminder's text, as the owner asked for it to be sent.
     if (turn.kind === "reminder") return parseCronPrompt(turn.userMessage.content)?.prompt ?? turn.userMessage.content;
