@@ -133,6 +133,7 @@ export function Chat() {
               createdAt: new Date().toISOString(),
               turnState: null,
               turnError: null,
+              attachments: event.attachments,
             },
           ]);
         } else if (event.type === "error") {

@@ -1,7 +1,7 @@
 "use client";
 
 import { useEffect, useRef, useState } from "react";
-import type { ChatMessage, StepInfo } from "@/lib/client-api";
+import type { AttachmentInfo, ChatMessage, StepInfo } from "@/lib/client-api";
 import { parseCronPrompt } from "@/lib/cron-prompt";
 import { Markdown } from "./markdown";
 
@@ -43,6 +43,42 @@ function describeStep(live: LiveTurn): string {
   if (live.step.error) return `${prefix}: retrying after an error`;
   if (tools.length) return `${prefix}: ${tools.join(", ")}`;
   return names.includes("final_answer") ? `${prefix}: answering` : `${prefix}: thinking`;
+}
+
+const INLINE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
+function sizeText(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  return bytes >= 1024 ? `${Math.round(bytes / 1024)} KB` : `${bytes} B`;
+}
+
+/** The answer's files: images shown inline (a click opens them whole), other files as downloads. */
+function Attachments({ files }: { files: AttachmentInfo[] }) {
+  return (
+    <div className="mt-2 flex flex-col gap-2" data-testid="attachments">
+      {files.map((file) => {
+        const href = `/api/attachments/${encodeURIComponent(file.id)}`;
+        return (
+          <figure key={file.id} className="flex flex-col gap-1" data-testid="attachment">
+            {INLINE_IMAGES.has(file.mime) ? (
+              <a href={href} target="_blank" rel="noopener">
+                {/* eslint-disable-next-line @next/next/no-img-element -- a private file behind the session, not an optimisable asset */}
+                <img src={href} alt={file.caption ?? file.name} className="max-h-80 max-w-full rounded-lg border border-zinc-200 dark:border-zinc-800" />
+              </a>
+            ) : (
+              <a href={href} download={file.name} className="text-sm text-blue-600 underline dark:text-blue-400">
+                📎 {file.name}
+              </a>
+            )}
+            <figcaption className="text-xs text-zinc-500">
+              {file.caption ? `${file.caption} · ` : ""}
+              {file.name} · {sizeText(file.size)}
+            </figcaption>
+          </figure>
+        );
+      })}
+    </div>
+  );
 }
 
 export function MessageList({ messages, live }: { messages: ChatMessage[]; live: LiveTurn | null }) {
@@ -88,6 +124,7 @@ export function MessageList({ messages, live }: { messages: ChatMessage[]; live:
             <div key={message.id} className="flex flex-col items-start gap-1" data-testid="message-assistant">
               <div className="max-w-[95%] rounded-2xl rounded-bl-sm bg-white px-3 py-2 shadow-sm dark:bg-zinc-900">
                 <Markdown text={message.content} />
+                {message.attachments && message.attachments.length > 0 && <Attachments files={message.attachments} />}
               </div>
               {message.model && <span className="text-xs text-zinc-500">{message.model}</span>}
             </div>

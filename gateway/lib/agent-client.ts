@@ -30,6 +30,19 @@ export interface AgentRequest {
   signal?: AbortSignal;
 }
 
+/** A file the agent attached to its answer (send_file), fetched with `file(id)`. */
+const attachmentSchema = z.object({
+  id: z.string().regex(/^[\w-]{8,100}$/),
+  name: z.string().min(1).max(255),
+  mime: z.string().min(1).max(255),
+  size: z.number().int().nonnegative(),
+  caption: z.string().max(1024).nullish().transform((value) => value?.trim() || null),
+});
+export type AgentAttachment = z.infer<typeof attachmentSchema>;
+
+/** The largest file the gateway takes from the agent: WhatsApp's limit for a document. */
+export const ATTACHMENT_MAX_BYTES = 100 * 1024 * 1024;
+
 const resultSchema = z.object({
   response: z.string(),
   model: z.string(),
@@ -44,6 +57,8 @@ const resultSchema = z.object({
     .object({ input_tokens: z.number().nullish(), output_tokens: z.number().nullish() })
     .partial()
     .default({}),
+  /** Missing (an older agent): none. At most 5, as the agent's send_file allows. */
+  attachments: z.array(attachmentSchema).max(5).default([]),
 });
 export type AgentResult = z.infer<typeof resultSchema>;
 
@@ -86,6 +101,8 @@ export interface AgentClient {
   /** Yields steps, deltas and thinking as they come, and ends with the final result. */
   stream(request: AgentRequest): AsyncGenerator<AgentEvent, void, undefined>;
   models(options?: { timeoutMs?: number }): Promise<AgentModels>;
+  /** The bytes of a file the agent attached to an answer; `not_found:agent` once the agent has forgotten it. */
+  file(id: string, options?: { maxBytes?: number; timeoutMs?: number }): Promise<Uint8Array<ArrayBuffer>>;
 }
 
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
@@ -119,15 +136,22 @@ function transportError(error: unknown, signal: AbortSignal, timeoutMs: number, 
   });
 }
 
-async function readAll(response: http.IncomingMessage, limit = MAX_JSON_BYTES): Promise<string> {
+async function readBytes(response: http.IncomingMessage, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of response as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new AppError("upstream:agent", "The agent's answer is too large.");
+    if (size > limit) {
+      response.destroy();
+      throw new AppError("upstream:agent", "The agent's answer is too large.", { detail: { maxBytes: limit } });
+    }
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
+}
+
+async function readAll(response: http.IncomingMessage, limit = MAX_JSON_BYTES): Promise<string> {
+  return (await readBytes(response, limit)).toString("utf8");
 }
 
 function errorFromAgent(status: number, body: string): AppError {
@@ -246,6 +270,23 @@ export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_M
     models({ timeoutMs: limit = 5_000 } = {}) {
       return exchange("GET", "/models", undefined, modelsSchema, limit);
     },
+
+    async file(id, { maxBytes = ATTACHMENT_MAX_BYTES, timeoutMs: limit = 120_000 } = {}) {
+      const { response, signal } = await send("GET", `/files/${encodeURIComponent(id)}`, undefined, "*/*", limit);
+      try {
+        if (response.statusCode === 404) {
+          response.resume();
+          throw new AppError("not_found:agent", "The agent no longer has this file (it keeps them an hour, or it restarted).");
+        }
+        if (response.statusCode !== 200) throw errorFromAgent(response.statusCode ?? 0, await readAll(response).catch(() => ""));
+        const bytes = await readBytes(response, maxBytes);
+        const copy = new Uint8Array(bytes.byteLength);
+        copy.set(bytes);
+        return copy;
+      } catch (error) {
+        throw error instanceof AppError ? error : transportError(error, signal, limit);
+      }
+    },
   };
 }
 
@@ -270,4 +311,5 @@ export const defaultAgent: AgentClient = {
   run: (request) => agentClient().run(request),
   stream: (request) => agentClient().stream(request),
   models: (options) => agentClient().models(options),
+  file: (id, options) => agentClient().file(id, options),
 };

@@ -17,6 +17,15 @@ export interface ConversationSummary {
   updatedAt: string;
 }
 
+/** A file sent with an answer; its bytes are at /api/attachments/<id>. */
+export interface AttachmentInfo {
+  id: string;
+  name: string;
+  mime: string;
+  size: number;
+  caption: string | null;
+}
+
 export interface ChatMessage {
   id: string;
   role: "user" | "assistant";
@@ -25,6 +34,8 @@ export interface ChatMessage {
   createdAt: string;
   turnState: "received" | "answered" | "delivered" | "failed" | null;
   turnError: string | null;
+  /** Files the agent sent with this answer (absent on the user's messages). */
+  attachments?: AttachmentInfo[];
 }
 
 export interface StepInfo {
@@ -99,7 +110,7 @@ export type ChatStreamEvent =
   /** The model's hidden reasoning: shown while the turn streams, never part of the answer. */
   | { type: "thinking"; text: string }
   /** `response` already carries the note when the agent stopped before finishing. */
-  | { type: "final"; conversationId: string; response: string; model: string; finished: boolean }
+  | { type: "final"; conversationId: string; response: string; model: string; finished: boolean; attachments: AttachmentInfo[] }
   | { type: "error"; error: string };
 
 /** Posts a message and reports the turn's events as they arrive. */
@@ -130,6 +141,7 @@ export async function sendChat(
         response: String(payload.response),
         model: String(payload.model),
         finished: payload.finished !== false,
+        attachments: Array.isArray(payload.attachments) ? (payload.attachments as AttachmentInfo[]) : [],
       });
     else if (event === "error") onEvent({ type: "error", error: String(payload.error ?? "The turn failed.") });
   }

@@ -69,6 +69,12 @@ const schema = z.object({
   // Reminders the agent may set in conversation (schedule_message), and how late a one-shot one may still run.
   REMINDERS_MAX: z.coerce.number().int().min(1).max(10_000).default(100),
   REMINDER_GRACE_S: seconds(0, 30 * 24 * 3600).default(6 * 3600),
+  // The gateway's address as the owner's phone reaches it (https://claw.example.org): Talk then gets expiring links to files.
+  PUBLIC_BASE_URL: z
+    .url({ protocol: /^https?$/, error: "must be an http(s) URL such as https://claw.example.org" })
+    .transform((url) => url.replace(/\/+$/, ""))
+    .optional(),
+  ATTACHMENT_LINK_TTL_S: seconds(60, 30 * 24 * 3600).default(24 * 3600),
   TURN_RETRY_BASE_S: seconds(0.1, 3600).default(30),
   TURN_MAX_ATTEMPTS: z.coerce
     .number({ error: "must be a whole number" })
@@ -121,6 +127,13 @@ export interface RemindersEnv {
   graceMs: number;
 }
 
+export interface AttachmentsEnv {
+  /** PUBLIC_BASE_URL: where links to files point; without it, Talk is told the file is in the webchat. */
+  publicBaseUrl?: string;
+  /** How long such a link works, from when the file was stored. */
+  linkTtlMs: number;
+}
+
 /** How unfinished turns are retried (lib/turns/retry.ts) and swept (lib/startup.ts). */
 export interface TurnEnv {
   /** Wait before the second attempt; each next one waits twice as long. */
@@ -147,6 +160,7 @@ export interface Env {
   whatsapp: WhatsAppEnv;
   nextcloud: NextcloudEnv;
   reminders: RemindersEnv;
+  attachments: AttachmentsEnv;
   turns: TurnEnv;
 }
 
@@ -198,6 +212,7 @@ export function parseEnv(raw: Record<string, string | undefined>): Env {
     },
     nextcloud: { baseUrl: env.NEXTCLOUD_BASE_URL, allowedUsers: env.NEXTCLOUD_ALLOWED_USERS },
     reminders: { max: env.REMINDERS_MAX, graceMs: Math.round(env.REMINDER_GRACE_S * 1000) },
+    attachments: { publicBaseUrl: env.PUBLIC_BASE_URL, linkTtlMs: Math.round(env.ATTACHMENT_LINK_TTL_S * 1000) },
     turns: {
       retryBaseMs: Math.round(env.TURN_RETRY_BASE_S * 1000),
       maxAttempts: env.TURN_MAX_ATTEMPTS,

@@ -29,7 +29,8 @@ export type ErrorSurface =
   | "database"
   | "channel"
   | "csrf"
-  | "cron";
+  | "cron"
+  | "attachment";
 
 export type ErrorCode = `${ErrorType}:${ErrorSurface}`;
 

@@ -33,6 +33,18 @@ export interface InboundMessage {
   sender?: string;
 }
 
+/** A file sent with an answer (the agent's send_file); its bytes are read only when a channel uploads it. */
+export interface OutboundAttachment {
+  id: string;
+  name: string;
+  mime: string;
+  size: number;
+  caption: string | null;
+  /** When it was stored: an expiring link to it counts from then, so a resend gives the same link. */
+  storedAt: Date;
+  data(): Promise<Uint8Array<ArrayBuffer>>;
+}
+
 export interface OutboundMessage {
   channel: ChannelName;
   channelId: string;
@@ -40,7 +52,11 @@ export interface OutboundMessage {
   /** The inbound message this answers, for channels that can quote it. */
   replyTo: string;
   text: string;
-  /** Parts of this answer already delivered by an earlier attempt: sending starts after them. */
+  /** Files sent after the text, each one more part of the answer; a channel that cannot take one says so instead. */
+  attachments?: OutboundAttachment[];
+  /** The persona's language, for what the channel adds itself (a note about a file). */
+  lang?: "fr" | "en";
+  /** Parts of this answer (text parts, then files) already delivered by an earlier attempt: sending starts after them. */
   startChunk?: number;
   /** Called after each delivered part with the count delivered so far, so a crash never resends one. */
   onChunkSent?: (sentChunks: number) => Promise<void>;

@@ -1,4 +1,5 @@
 import "server-only";
+import { attachmentMetadata } from "./attachments";
 import { db, type Db } from "./client";
 
 // Messages of a conversation, in the order they were written.
@@ -41,6 +42,7 @@ export async function listMessagesByConversation({ conversationId, limit = 500 }
       model: true,
       createdAt: true,
       askedIn: { select: { state: true, lastError: true } },
+      attachments: { select: attachmentMetadata, orderBy: { position: "asc" } },
     },
   });
   return rows.reverse().map(({ askedIn, ...message }) => ({

@@ -13,7 +13,7 @@ const released = { claimedBy: null, claimedUntil: null };
 const claimedTurn = {
   conversation: { select: { channelId: true } },
   userMessage: { select: { content: true } },
-  answerMessage: { select: { content: true, model: true } },
+  answerMessage: { select: { id: true, content: true, model: true } },
 } as const;
 
 export async function findTurnByExternalId({ channel, externalId }: { channel: string; externalId: string }, client: Db = db()) {

@@ -1,6 +1,8 @@
 import "server-only";
 import type { AgentClient, AgentRequest, AgentResult } from "../agent-client";
-import type { Channel, ChannelName } from "../channels/types";
+import { attachmentNotes } from "../attachments/notes";
+import { fetchAttachments, outboundAttachments } from "../attachments/store";
+import type { Channel, ChannelName, OutboundAttachment } from "../channels/types";
 import { getSettings } from "../db/settings";
 import { markTurnDelivered, markTurnFailed, saveTurnProgress, scheduleTurnRetry, type ClaimedTurn } from "../db/turns";
 import type { TurnState } from "../db/messages";
@@ -40,7 +42,10 @@ export interface AttemptDeps {
   stops: Stops;
 }
 
-type Answer = Pick<AgentResult, "response" | "model" | "steps" | "finished"> & { historyLength: number };
+type Answer = Pick<AgentResult, "response" | "model" | "steps" | "finished" | "attachments"> & { historyLength: number };
+
+/** What the webchat shows of a file: everything but its bytes. */
+const attachmentView = ({ id, name, mime, size, caption }: OutboundAttachment) => ({ id, name, mime, size, caption });
 
 export function createAttempt({ agent, channels, policy, listeners, stops }: AttemptDeps) {
   const channelOf = (turn: ClaimedTurn) => channels[turn.channel as ChannelName];
@@ -74,7 +79,7 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     return "failed";
   }
 
-  async function deliver(turn: ClaimedTurn, text: string): Promise<{ state: TurnState; error?: AppError }> {
+  async function deliver(turn: ClaimedTurn, text: string, attachments: OutboundAttachment[]): Promise<{ state: TurnState; error?: AppError }> {
     const channel = channelOf(turn);
     const meta = { turnId: turn.id, channel: turn.channel, attempt: turn.attempts };
     try {
@@ -85,6 +90,8 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
         conversationId: turn.conversationId,
         replyTo: turn.externalId,
         text,
+        attachments,
+        lang: langOf(personaFrom(await getSettings()).persona_lang),
         startChunk: turn.sentChunks,
         onChunkSent: async (sentChunks) => void (await saveTurnProgress({ id: turn.id, sentChunks })),
       });
@@ -117,7 +124,7 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     const persona = personaFrom(await getSettings());
     const channel = channelOf(turn);
     const fixed = await answerWithoutAgent(turn, persona.persona_lang);
-    if (fixed !== undefined) return { response: fixed, model: "none", steps: 0, finished: true, historyLength: 0 };
+    if (fixed !== undefined) return { response: fixed, model: "none", steps: 0, finished: true, attachments: [], historyLength: 0 };
     const image = turn.mediaId && channel?.downloadImage ? await channel.downloadImage(turn.mediaId) : undefined;
     const history = await getHistory({ conversationId: turn.conversationId });
     // A scheduled job's turn has nobody to answer a reminder to: no reference, so the agent refuses to set one.
@@ -140,25 +147,36 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     const base = { turnId: turn.id, conversationId: turn.conversationId, isDuplicate: false };
     const meta = { turnId: turn.id, conversationId: turn.conversationId, channel: turn.channel, attempt: turn.attempts };
     if (turn.state === "answered" && turn.answerMessage) {
-      const { content, model } = turn.answerMessage;
-      const { state, error } = await deliver(turn, content);
+      const { id, content, model } = turn.answerMessage;
+      const { state, error } = await deliver(turn, content, await outboundAttachments(id));
       return { ...base, state, answer: { response: content, model: model ?? "" }, error };
     }
     try {
       const result = await answer(turn);
+      const { files, missing } = await fetchAttachments(agent, result.attachments, { turnId: turn.id });
       // The one place the answer's text is settled: stored, streamed and sent as it is here.
-      const response = answerText(result.response, result.finished);
-      await saveAnswer({ turnId: turn.id, content: response, model: result.model });
+      const lang = langOf(personaFrom(await getSettings()).persona_lang);
+      const response = [answerText(result.response, result.finished), ...missing.map(attachmentNotes[lang].unavailable)].join("\n\n");
+      const saved = await saveAnswer({ turnId: turn.id, content: response, model: result.model, files });
+      const attachments = await outboundAttachments(saved.answerMessageId);
       logger.info("turn.answered", {
         ...meta,
         model: result.model,
         steps: result.steps,
         finished: result.finished,
         historyLength: result.historyLength,
+        attachments: attachments.length,
         durationMs: Math.round(performance.now() - started),
       });
-      listeners.emit(turn.id, { type: "final", conversationId: turn.conversationId, response, model: result.model, finished: result.finished });
-      const { state, error } = await deliver(turn, response);
+      listeners.emit(turn.id, {
+        type: "final",
+        conversationId: turn.conversationId,
+        response,
+        model: result.model,
+        finished: result.finished,
+        attachments: attachments.map(attachmentView),
+      });
+      const { state, error } = await deliver(turn, response, attachments);
       return { ...base, state, answer: { response, model: result.model }, error };
     } catch (caught) {
       // An unexpected error inside the gateway may clear (a full disk, a locked file): a channel's

@@ -11,7 +11,15 @@ export type TurnEvent =
   | { type: "delta"; text: string }
   /** The model's hidden reasoning, for the webchat's live view only: never stored, sent to a channel or logged. */
   | { type: "thinking"; text: string }
-  | { type: "final"; conversationId: string; response: string; model: string; finished: boolean }
+  | {
+      type: "final";
+      conversationId: string;
+      response: string;
+      model: string;
+      finished: boolean;
+      /** The answer's files (their bytes at /api/attachments/<id>). */
+      attachments: { id: string; name: string; mime: string; size: number; caption: string | null }[];
+    }
   | { type: "error"; error: AppError };
 
 export type TurnListener = (event: TurnEvent) => void;

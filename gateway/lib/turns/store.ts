@@ -1,5 +1,6 @@
 import "server-only";
 import type { InboundMessage } from "../channels/types";
+import { addAttachments, type NewAttachment } from "../db/attachments";
 import { inTransaction, isMissingRow, isUniqueViolation } from "../db/client";
 import { createConversation, findLatestConversation, touchConversation } from "../db/conversations";
 import { addMessage } from "../db/messages";
@@ -57,8 +58,8 @@ export async function recordInbound(inbound: InboundMessage, { nextAttemptAt }: 
   }
 }
 
-/** Stores the assistant's answer and moves the turn to "answered", atomically. */
-export async function saveAnswer({ turnId, content, model }: { turnId: string; content: string; model: string }) {
+/** Stores the assistant's answer with its files and moves the turn to "answered", atomically. */
+export async function saveAnswer({ turnId, content, model, files = [] }: { turnId: string; content: string; model: string; files?: NewAttachment[] }) {
   // The owner deleted the conversation (and so the turn) while the agent was thinking.
   const deleted = () => new AppError("not_found:conversation", "The conversation was deleted during the turn.", { detail: { turnId } });
   try {
@@ -66,6 +67,7 @@ export async function saveAnswer({ turnId, content, model }: { turnId: string; c
       const turn = await getTurnById({ id: turnId }, tx);
       if (!turn) throw deleted();
       const answer = await addMessage({ conversationId: turn.conversationId, role: "assistant", content, model }, tx);
+      if (files.length > 0) await addAttachments({ messageId: answer.id, files }, tx);
       await touchConversation({ id: turn.conversationId }, tx);
       return markTurnAnswered({ id: turnId, answerMessageId: answer.id }, tx);
     });

@@ -3,7 +3,10 @@ import { getEnv, type Env } from "../../env";
 import { AppError } from "../../errors";
 import { logger } from "../../logger";
 import { once, requireOutbound, webhookSecret } from "../inbound";
-import type { Channel, ChannelModule, InboundChannel } from "../types";
+import { attachmentLink } from "../../attachments/link";
+import { attachmentNotes } from "../../attachments/notes";
+import { localTime } from "../../reminders/create";
+import type { Channel, ChannelModule, InboundChannel, OutboundAttachment, OutboundMessage } from "../types";
 import { createNextcloudClient, NEXTCLOUD_TEXT_LIMIT, type NextcloudClient } from "./ocs";
 import { isAllowedActor, parseWebhook, verifySignature } from "./webhook";
 
@@ -16,13 +19,31 @@ export * from "./webhook";
 
 export const NEXTCLOUD_MAX_BODY_BYTES = 1024 * 1024;
 
+/** A signed link to a stored file, or undefined when links are off (no PUBLIC_BASE_URL). */
+export type LinkFor = (file: OutboundAttachment) => { url: string; expiresAt: Date } | undefined;
+
+/**
+ * Talk bots cannot upload files: each file becomes a line after the answer, with its name, size and caption, and
+ * a link that expires (with PUBLIC_BASE_URL) or a note that it is in the webchat. The lines are the same at every
+ * resend, so they are part of the text and of its parts.
+ */
+function withFileNotes(message: OutboundMessage, linkFor: LinkFor, timeZone: string): string {
+  const notes = attachmentNotes[message.lang ?? "en"];
+  const lines = (message.attachments ?? []).map((file) => {
+    const link = linkFor(file);
+    return link ? notes.link(file, link.url, localTime(link.expiresAt, timeZone)) : notes.inWebchat(file);
+  });
+  return [message.text, ...lines].join("\n\n");
+}
+
 /** The channel the turn pipeline delivers answers through. */
-export function createNextcloudChannel(client: NextcloudClient): Channel {
+export function createNextcloudChannel(client: NextcloudClient, { linkFor = () => undefined, timeZone = "UTC" }: { linkFor?: LinkFor; timeZone?: string } = {}): Channel {
   return {
     name: "nextcloud",
     capabilities: { streams: false, interactive: false, maxMessageChars: NEXTCLOUD_TEXT_LIMIT, formatting: "markdown" },
     async send(message) {
-      await client.sendMessage(message.channelId, message.text, message.replyTo, `${message.conversationId}:${message.replyTo}`, {
+      const text = withFileNotes(message, linkFor, timeZone);
+      await client.sendMessage(message.channelId, text, message.replyTo, `${message.conversationId}:${message.replyTo}`, {
         startAt: message.startChunk,
         onSent: message.onChunkSent,
       });
@@ -34,7 +55,10 @@ export function createNextcloudChannel(client: NextcloudClient): Channel {
 export function nextcloudChannelFrom(env: Env): Channel | undefined {
   const secret = env.secrets.NEXTCLOUD_BOT_SECRET;
   if (!env.nextcloud.baseUrl || secret.status !== "ok") return undefined;
-  return createNextcloudChannel(createNextcloudClient({ baseUrl: env.nextcloud.baseUrl, secret: secret.value }));
+  return createNextcloudChannel(createNextcloudClient({ baseUrl: env.nextcloud.baseUrl, secret: secret.value }), {
+    linkFor: (file) => attachmentLink(file.id, file.storedAt, env),
+    timeZone: env.cronTimeZone,
+  });
 }
 
 /** Built on first use, once the environment is read; the same object for the pipeline and the receiver. */

@@ -42,6 +42,7 @@ function toSse(event: TurnEvent): Uint8Array | undefined {
         response: event.response,
         model: event.model,
         finished: event.finished,
+        attachments: event.attachments,
       });
     case "error":
       return encodeSse("error", { error: event.error.message, code: event.error.code });

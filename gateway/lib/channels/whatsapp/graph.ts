@@ -10,6 +10,25 @@ import { markdownToWhatsApp, splitMessage } from "../text";
 
 export const WHATSAPP_TEXT_LIMIT = 4096;
 export const WHATSAPP_MEDIA_MAX_BYTES = 10 * 1024 * 1024;
+/** What WhatsApp takes as an image message (JPEG or PNG), and as a document (any type). */
+export const WHATSAPP_IMAGE_MAX_BYTES = 5 * 1024 * 1024;
+export const WHATSAPP_DOCUMENT_MAX_BYTES = 100 * 1024 * 1024;
+export const WHATSAPP_CAPTION_LIMIT = 1024;
+const IMAGE_TYPES = new Set(["image/jpeg", "image/png"]);
+
+/** How a file goes out: as an image, as a document, or not at all (too large: the chat is told instead). */
+export function whatsappMediaKind(mime: string, size: number): "image" | "document" | undefined {
+  if (IMAGE_TYPES.has(mime.toLowerCase()) && size <= WHATSAPP_IMAGE_MAX_BYTES) return "image";
+  return size <= WHATSAPP_DOCUMENT_MAX_BYTES ? "document" : undefined;
+}
+
+export interface OutgoingMedia {
+  kind: "image" | "document";
+  bytes: Uint8Array<ArrayBuffer>;
+  mime: string;
+  name: string;
+  caption?: string | null;
+}
 
 const optionalString = z.string().optional().catch(undefined);
 
@@ -46,6 +65,11 @@ export interface WhatsAppClient {
   /** Blue ticks plus the typing indicator (dismissed by the reply or after 25 s). */
   markRead(wamid: string): Promise<void>;
   downloadMedia(mediaId: string): Promise<{ bytes: Uint8Array; mimeType: string }>;
+  /**
+   * Uploads a file (`POST /{phone-number-id}/media`, multipart) and sends it as an image or a document with its
+   * caption; resolves with the wamid. An upload left unsent by a crash is simply uploaded again (Meta drops it).
+   */
+  sendMedia(to: string, media: OutgoingMedia): Promise<string>;
 }
 
 /** The parts a text is sent in: WhatsApp's formatting, at most WHATSAPP_TEXT_LIMIT characters each. */
@@ -138,16 +162,19 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
   } = config;
   const apiUrl = config.apiUrl.replace(/\/+$/, "");
   const messagesUrl = `${apiUrl}/${encodeURIComponent(config.phoneNumberId)}/messages`;
+  const mediaUrl = `${apiUrl}/${encodeURIComponent(config.phoneNumberId)}/media`;
   const authorization = `Bearer ${accessToken}`;
 
   async function request(url: string, init: { method: "GET" | "POST"; body?: unknown }): Promise<Response> {
     let response: Response;
+    // A form (an upload) sets its own multipart Content-Type with the boundary.
+    const isForm = init.body instanceof FormData;
     try {
       response = await fetchImpl(url, {
         method: init.method,
-        headers: init.body === undefined ? { authorization } : { authorization, "content-type": "application/json" },
-        body: init.body === undefined ? undefined : JSON.stringify(init.body),
-        signal: AbortSignal.timeout(timeoutMs),
+        headers: init.body === undefined || isForm ? { authorization } : { authorization, "content-type": "application/json" },
+        body: init.body === undefined ? undefined : isForm ? (init.body as FormData) : JSON.stringify(init.body),
+        signal: AbortSignal.timeout(isForm ? Math.max(timeoutMs, 120_000) : timeoutMs),
       });
     } catch (error) {
       throw new AppError("unavailable:channel", "WhatsApp's Graph API is unreachable; check the network and WHATSAPP_API_URL.", {
@@ -221,6 +248,20 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
           components: [{ type: "body", parameters: [{ type: "text", text: templateParam(text) }] }],
         },
       };
+      const answer = await withRetry(() => json(messagesUrl, { method: "POST", body: payload }));
+      return sentSchema.safeParse(answer).data?.messages[0]?.id ?? "";
+    },
+
+    async sendMedia(to, { kind, bytes, mime, name, caption }) {
+      const form = new FormData();
+      form.append("messaging_product", "whatsapp");
+      form.append("type", mime);
+      form.append("file", new Blob([bytes], { type: mime }), name);
+      const uploaded = z.object({ id: z.string().min(1) }).safeParse(await withRetry(() => json(mediaUrl, { method: "POST", body: form })));
+      if (!uploaded.success) throw new AppError("upstream:channel", "WhatsApp's media upload did not return a media id.");
+      const text = caption?.trim().slice(0, WHATSAPP_CAPTION_LIMIT);
+      const media = { id: uploaded.data.id, ...(text ? { caption: text } : {}), ...(kind === "document" ? { filename: name } : {}) };
+      const payload = { messaging_product: "whatsapp", recipient_type: "individual", to: to.replace(/^\+/, ""), type: kind, [kind]: media };
       const answer = await withRetry(() => json(messagesUrl, { method: "POST", body: payload }));
       return sentSchema.safeParse(answer).data?.messages[0]?.id ?? "";
     },

@@ -3,8 +3,16 @@ import { getEnv, type Env, type WhatsAppTemplate } from "../../env";
 import { AppError, isAppError } from "../../errors";
 import { logger } from "../../logger";
 import { once, requireOutbound, webhookSecret } from "../inbound";
-import type { Channel, ChannelModule, InboundChannel, InboundMessage } from "../types";
-import { createWhatsAppClient, WHATSAPP_TEXT_LIMIT, whatsappParts, type WhatsAppClient } from "./graph";
+import { attachmentNotes } from "../../attachments/notes";
+import type { Channel, ChannelModule, InboundChannel, InboundMessage, OutboundAttachment, OutboundMessage } from "../types";
+import {
+  createWhatsAppClient,
+  WHATSAPP_DOCUMENT_MAX_BYTES,
+  WHATSAPP_TEXT_LIMIT,
+  whatsappMediaKind,
+  whatsappParts,
+  type WhatsAppClient,
+} from "./graph";
 import { isAllowedSender, parseWebhook, verifySignature, verifySubscription, type WhatsAppInbound } from "./webhook";
 
 // The WhatsApp channel: its inbound side for lib/webhooks.ts `receive` (Meta's
@@ -27,10 +35,22 @@ function isOutsideWindow(error: unknown, startChunk: number): boolean {
   return isAppError(error) && error.detail.graphCode === OUTSIDE_WINDOW && startChunk === 0 && (error.detail.sentChunks ?? 0) === 0;
 }
 
+/** One file as an image or a document with its caption, or, too large for WhatsApp, a note saying where it is. */
+async function sendFile(client: WhatsAppClient, message: OutboundMessage, file: OutboundAttachment): Promise<void> {
+  const kind = whatsappMediaKind(file.mime, file.size);
+  if (!kind) {
+    await client.sendText(message.channelId, attachmentNotes[message.lang ?? "en"].tooLarge(file, WHATSAPP_DOCUMENT_MAX_BYTES));
+    logger.info("whatsapp.file_too_large", { conversationId: message.conversationId, size: file.size });
+    return;
+  }
+  await client.sendMedia(message.channelId, { kind, bytes: await file.data(), mime: file.mime, name: file.name, caption: file.caption });
+}
+
 /**
- * The channel the turn pipeline delivers answers through. With `template` (WHATSAPP_TEMPLATE_NAME), a message
- * refused for the 24-hour window is sent again through that template, once: every part is then counted as
- * sent, so a retry after a crash sends nothing more.
+ * The channel the turn pipeline delivers answers through: the text's parts, then each file as one more part.
+ * With `template` (WHATSAPP_TEMPLATE_NAME), a message refused for the 24-hour window is sent again through that
+ * template, once: every part is then counted as sent (files cannot go through a template; they stay in the
+ * webchat), so a retry after a crash sends nothing more.
  */
 export function createWhatsAppChannel(client: WhatsAppClient, template?: WhatsAppTemplate): Channel {
   return {
@@ -38,13 +58,23 @@ export function createWhatsAppChannel(client: WhatsAppClient, template?: WhatsAp
     capabilities: { streams: false, interactive: true, maxMessageChars: WHATSAPP_TEXT_LIMIT, formatting: "whatsapp" },
     async send(message) {
       const startAt = message.startChunk ?? 0;
-      try {
-        await client.sendText(message.channelId, message.text, message.replyTo, { startAt, onSent: message.onChunkSent });
-      } catch (error) {
-        if (!template || !isOutsideWindow(error, startAt)) throw error;
-        await client.sendTemplate(message.channelId, template, message.text);
-        logger.info("whatsapp.template_sent", { conversationId: message.conversationId, template: template.name });
-        await message.onChunkSent?.(whatsappParts(message.text).length);
+      const files = message.attachments ?? [];
+      const textParts = whatsappParts(message.text).length;
+      if (startAt < textParts) {
+        try {
+          await client.sendText(message.channelId, message.text, message.replyTo, { startAt, onSent: message.onChunkSent });
+        } catch (error) {
+          if (!template || !isOutsideWindow(error, startAt)) throw error;
+          await client.sendTemplate(message.channelId, template, message.text);
+          logger.info("whatsapp.template_sent", { conversationId: message.conversationId, template: template.name, filesLeft: files.length });
+          await message.onChunkSent?.(textParts + files.length);
+          return;
+        }
+      }
+      for (const [index, file] of files.entries()) {
+        if (textParts + index < startAt) continue;
+        await sendFile(client, message, file);
+        await message.onChunkSent?.(textParts + index + 1);
       }
     },
     markRead: (wamid) => client.markRead(wamid),
