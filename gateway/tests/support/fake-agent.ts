@@ -36,6 +36,18 @@ export interface FakeReply {
   thinking?: string[];
   /** The stream waits here after the thinking events, until the test lets it go on. */
   holdAfterThinking?: Promise<unknown>;
+  /** Files attached to the answer (send_file): listed in the final object, their bytes at GET /files/{id}. */
+  attachments?: FakeFile[];
+}
+
+export interface FakeFile {
+  id: string;
+  name: string;
+  mime: string;
+  caption?: string | null;
+  bytes: Uint8Array;
+  /** GET /files/{id} answers 404, as after the agent restarted. */
+  forgotten?: boolean;
 }
 
 export interface RecordedRequest {
@@ -76,6 +88,7 @@ function result(body: RunBody, reply: FakeReply) {
     ...(reply.legacy ? {} : { finished: reply.finished ?? true }),
     duration_ms: reply.delayMs ?? 0,
     usage: { input_tokens: 10, output_tokens: 5 },
+    attachments: (reply.attachments ?? []).map(({ id, name, mime, caption, bytes }) => ({ id, name, mime, size: bytes.byteLength, caption: caption ?? null })),
   };
 }
 
@@ -85,6 +98,8 @@ export async function startFakeAgent(options: { apiKey?: string } = {}): Promise
   const requests: RecordedRequest[] = [];
   let active = 0;
   const hanging = new Set<http.ServerResponse>();
+  // Files of the answers given so far, by id, as the agent's outbox keeps them.
+  const files = new Map<string, FakeFile>();
 
   const fake: FakeAgent = {
     url: "",
@@ -118,10 +133,21 @@ export async function startFakeAgent(options: { apiKey?: string } = {}): Promise
         .end(JSON.stringify({ categories, installed: ["qwen3:4b", "qwen3:8b"] }));
       return;
     }
+    const fileId = /^\/files\/([\w-]+)$/.exec(req.url ?? "")?.[1];
+    if (fileId && req.method === "GET") {
+      const file = files.get(fileId);
+      if (!file || file.forgotten) {
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: "No such file.", code: "not_found" }));
+        return;
+      }
+      res.writeHead(200, { "content-type": file.mime, "content-length": String(file.bytes.byteLength) }).end(file.bytes);
+      return;
+    }
     if ((req.url === "/run" || req.url === "/run/stream") && req.method === "POST") {
       const body = JSON.parse(raw) as RunBody;
       record.body = body;
       const reply = fake.reply(body);
+      for (const file of reply.attachments ?? []) files.set(file.id, file);
       active += 1;
       fake.maxConcurrentRuns = Math.max(fake.maxConcurrentRuns, active);
       try {

@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { closeServer, listenOnLoopback, recordingServer, type RecordedRequest } from "./http-fake";
 
 // A local stand-in for Meta's Graph API as the WhatsApp Cloud API uses it:
-// POST /{phone-number-id}/messages (text and read receipts), GET /{media-id}
+// POST /{phone-number-id}/messages (text, templates, images, documents and read
+// receipts), POST /{phone-number-id}/media (multipart uploads), GET /{media-id}
 // and the media URL it hands out. It checks each request as Graph does (bearer
 // token, JSON body, 4096-character text), answers Graph's error JSON, can be
 // scripted to fail, and records everything.
@@ -31,6 +32,26 @@ export interface SentTemplate {
   params: string[];
 }
 
+/** A file uploaded with POST /{phone-number-id}/media, as the multipart form carried it. */
+export interface Upload {
+  id: string;
+  /** The form's `type` field. */
+  type: string;
+  /** The file part's own Content-Type and file name. */
+  fileType: string;
+  fileName: string;
+  bytes: Uint8Array;
+}
+
+/** An image or document message Graph accepted. */
+export interface SentMedia {
+  to: string;
+  type: "image" | "document";
+  mediaId: string;
+  caption?: string;
+  filename?: string;
+}
+
 export interface FakeGraph {
   url: string;
   requests: GraphRequest[];
@@ -40,10 +61,14 @@ export interface FakeGraph {
   templates: SentTemplate[];
   /** Read receipts accepted: the wamids. */
   reads: string[];
-  /** Answers for the next text sends, one per request; null lets that one through. */
+  /** Media uploads accepted, in order. */
+  uploads: Upload[];
+  /** Image and document messages accepted, in order. */
+  sentMedia: SentMedia[];
+  /** Answers for the next message sends (text or media), one per request; null lets that one through. */
   failNext(...failures: (GraphFailure | null)[]): void;
   /**
-   * Until cleared (undefined), every text send to `to` fails with `failure`,
+   * Until cleared (undefined), every message send (text or media) to `to` fails with `failure`,
    * after `allow` more have gone through. Checked before failNext's queue.
    */
   failTo(to: string, failure: GraphFailure | undefined, allow?: number): void;
@@ -55,6 +80,11 @@ export interface FakeGraph {
 }
 
 const MAX_TEXT = 4096;
+const MAX_CAPTION = 1024;
+// Meta's limits for what is sent as an image, and as a document.
+const IMAGE_TYPES = new Set(["image/jpeg", "image/png"]);
+const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
+const MAX_DOCUMENT_BYTES = 100 * 1024 * 1024;
 
 function graphError(code: number, message: string, type = "OAuthException") {
   return {
@@ -81,6 +111,8 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     sent: [],
     templates: [],
     reads: [],
+    uploads: [],
+    sentMedia: [],
     failNext: (...more) => void failures.push(...more),
     failTo: (to, failure, allow = 0) => void (failure ? failingTo.set(to, { failure, allow }) : failingTo.delete(to)),
     holdReads: (until) => void (readsHeld = until),
@@ -90,12 +122,21 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     },
   };
 
-  const server = recordingServer(fake.requests, async (req, res, { raw, path, record }) => {
+  const server = recordingServer(fake.requests, async (req, res, { raw, bytes, path, record }) => {
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       record.status = status;
       res.writeHead(status, { "content-type": "application/json; charset=UTF-8", ...headers }).end(JSON.stringify(body));
     };
     const invalid = (message: string) => json(400, graphError(100, message));
+    /** A message send (text or media) the test scripted to fail: answered here, true. */
+    const answeredScriptedFailure = (to: string): boolean => {
+      const rule = failingTo.get(to);
+      const failure = rule ? (rule.allow > 0 ? (rule.allow--, undefined) : rule.failure) : failures.shift();
+      if (!failure) return false;
+      const headers: Record<string, string> = failure.retryAfter ? { "retry-after": failure.retryAfter } : {};
+      json(failure.status ?? 400, graphError(failure.code, failure.message ?? `(#${failure.code}) scripted failure`), headers);
+      return true;
+    };
 
     if (req.headers.authorization !== `Bearer ${options.accessToken}`) {
       json(401, graphError(190, "Invalid OAuth access token - Cannot parse access token"));
@@ -124,6 +165,30 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
         messaging_product: "whatsapp",
       });
       return;
+    }
+
+    if (req.method === "POST" && path === `/${options.phoneNumberId}/media`) {
+      // Parsed by the platform's own multipart reader, independently of how the client built the form.
+      let form: FormData;
+      try {
+        form = await new Request("http://graph/upload", { method: "POST", headers: { "content-type": String(req.headers["content-type"]) }, body: new Uint8Array(bytes) }).formData();
+      } catch {
+        return invalid("(#100) The parameter file is required.");
+      }
+      const file = form.get("file");
+      if (form.get("messaging_product") !== "whatsapp") return invalid("(#100) The parameter messaging_product is required.");
+      if (typeof form.get("type") !== "string") return invalid("(#100) The parameter type is required.");
+      if (!(file instanceof File)) return invalid("(#100) The parameter file is required.");
+      const upload: Upload = {
+        id: String(1_000_000_000_000 + fake.uploads.length),
+        type: String(form.get("type")),
+        fileType: file.type,
+        fileName: file.name,
+        bytes: new Uint8Array(await file.arrayBuffer()),
+      };
+      fake.uploads.push(upload);
+      record.body = { messaging_product: "whatsapp", type: upload.type, file: { name: upload.fileName, type: upload.fileType, size: upload.bytes.byteLength } };
+      return json(200, { id: upload.id });
     }
 
     if (req.method !== "POST" || path !== `/${options.phoneNumberId}/messages`) {
@@ -173,6 +238,29 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
       return;
     }
 
+    if (body.type === "image" || body.type === "document") {
+      const media = isRecord(body[body.type]) ? (body[body.type] as Record<string, unknown>) : undefined;
+      if (typeof body.to !== "string" || !/^\d+$/.test(body.to)) return invalid("(#100) Invalid parameter to");
+      const upload = fake.uploads.find((u) => u.id === media?.id);
+      if (!media || !upload) return invalid(`(#100) The parameter ${body.type}['id'] is not a media id this number uploaded.`);
+      if (media.caption !== undefined && (typeof media.caption !== "string" || media.caption.length > MAX_CAPTION)) {
+        return invalid(`(#100) Param ${body.type}['caption'] must be at most ${MAX_CAPTION} characters long.`);
+      }
+      if (body.type === "image" && (!IMAGE_TYPES.has(upload.fileType) || upload.bytes.byteLength > MAX_IMAGE_BYTES)) {
+        return json(400, graphError(131053, "(#131053) Media upload error: images are JPEG or PNG, at most 5 MB"));
+      }
+      if (upload.bytes.byteLength > MAX_DOCUMENT_BYTES) return json(400, graphError(131053, "(#131053) Media upload error: file too large"));
+      if (answeredScriptedFailure(body.to)) return;
+      fake.sentMedia.push({
+        to: body.to,
+        type: body.type,
+        mediaId: upload.id,
+        ...(typeof media.caption === "string" ? { caption: media.caption } : {}),
+        ...(typeof media.filename === "string" ? { filename: media.filename } : {}),
+      });
+      return json(200, { messaging_product: "whatsapp", contacts: [{ input: body.to, wa_id: body.to }], messages: [{ id: `wamid.${randomBytes(24).toString("base64")}` }] });
+    }
+
     const text = isRecord(body.text) ? body.text : undefined;
     if (body.type !== "text" || typeof text?.body !== "string" || !text.body) {
       return invalid("(#100) The parameter text['body'] is required.");
@@ -185,13 +273,7 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     const context = isRecord(body.context) ? body.context : undefined;
     if (body.context !== undefined && typeof context?.message_id !== "string") return invalid("(#100) Invalid parameter context");
 
-    const rule = failingTo.get(body.to);
-    const failure = rule ? (rule.allow > 0 ? (rule.allow--, undefined) : rule.failure) : failures.shift();
-    if (failure) {
-      const headers: Record<string, string> = failure.retryAfter ? { "retry-after": failure.retryAfter } : {};
-      json(failure.status ?? 400, graphError(failure.code, failure.message ?? `(#${failure.code}) scripted failure`), headers);
-      return;
-    }
+    if (answeredScriptedFailure(body.to)) return;
     fake.sent.push({ to: body.to, body: text.body, ...(context ? { replyTo: context.message_id as string } : {}) });
     json(200, {
       messaging_product: "whatsapp",

@@ -5,10 +5,14 @@ import type { AddressInfo } from "node:net";
 // that does not wait for idle keep-alive connections; the Graph and Talk fakes also record each
 // request the same way.
 
-export async function readText(req: http.IncomingMessage): Promise<string> {
+export async function readBytes(req: http.IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
+}
+
+export async function readText(req: http.IncomingMessage): Promise<string> {
+  return (await readBytes(req)).toString("utf8");
 }
 
 /** A request as the Graph and Talk fakes record it. */
@@ -29,14 +33,19 @@ export interface RecordedRequest {
  */
 export function recordingServer(
   requests: RecordedRequest[],
-  handle: (req: http.IncomingMessage, res: http.ServerResponse, request: { raw: string; path: string; record: RecordedRequest }) => Promise<void> | void,
+  handle: (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    request: { raw: string; bytes: Buffer; path: string; record: RecordedRequest },
+  ) => Promise<void> | void,
 ): http.Server {
   return http.createServer(async (req, res) => {
-    const raw = await readText(req);
+    const bytes = await readBytes(req);
+    const raw = bytes.toString("utf8");
     const path = new URL(req.url ?? "/", "http://fake").pathname;
     const record: RecordedRequest = { method: req.method ?? "", path, headers: req.headers, at: Date.now() };
     requests.push(record);
-    await handle(req, res, { raw, path, record });
+    await handle(req, res, { raw, bytes, path, record });
   });
 }
 
