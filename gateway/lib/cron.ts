@@ -9,7 +9,9 @@ import { AppError } from "./errors";
 import { errorMeta, logger } from "./logger";
 import type { ChannelName } from "./channels/types";
 import type { CronStatus } from "./cron-job-schema";
+import { inTransaction } from "./db/client";
 import { listCronJobs, markCronJobMissed, recordCronRun, type CronJobRow } from "./db/cron-jobs";
+import { addNotice } from "./db/notices";
 import { getTurnById } from "./db/turns";
 import { recordFailedCredentials, refuseThrottledClient } from "./rate-limit";
 import { turnRunner } from "./turns/runner";
@@ -76,8 +78,13 @@ export function statusOfTurn(turn: { state: string; lastError: string | null } |
 async function dueOnce(job: CronJobRow, runAt: Date, now: Date, graceMs: number): Promise<Date | null> {
   if (!job.enabled || job.lastTurnId || job.missedAt || runAt.getTime() > now.getTime()) return null;
   if (now.getTime() - runAt.getTime() <= graceMs) return runAt;
-  await markCronJobMissed({ id: job.id, at: now });
-  logger.warn("cron.missed", { jobId: job.id, channel: job.channel, lateMs: now.getTime() - runAt.getTime() });
+  // Marked once (a concurrent call finds it marked), with the notice the owner reads at their next message in that chat.
+  const marked = await inTransaction(async (tx) => {
+    const { count } = await markCronJobMissed({ id: job.id, at: now }, tx);
+    if (count === 1) await addNotice({ channel: job.channel, channelId: job.channelId, kind: "missed", at: runAt, subject: job.prompt }, tx);
+    return count === 1;
+  });
+  if (marked) logger.warn("cron.missed", { jobId: job.id, channel: job.channel, lateMs: now.getTime() - runAt.getTime() });
   return null;
 }
 

@@ -7,7 +7,9 @@ import { db } from "../lib/db/client";
 import { listCronJobs } from "../lib/db/cron-jobs";
 import { listMessagesByConversation } from "../lib/db/messages";
 import { listJobs } from "../lib/cron-jobs";
+import { localTime } from "../lib/reminders/create";
 import { replyToFor, threadOf } from "../lib/reminders/reply-to";
+import { saveSettings } from "../lib/db/settings";
 import { createTurnRunner } from "../lib/turns/runner";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
@@ -171,5 +173,64 @@ describe("a one-shot reminder", () => {
     const [view] = (await listJobs()).jobs;
     expect(view).toMatchObject({ id: job.id, nextRun: null, enabled: false, missedAt: expect.any(String), lastRun: null });
     expect(await (await callCron()).json()).toMatchObject({ ran: [] });
+  });
+});
+
+describe("the owner is told at their next message", () => {
+  const turns = () => createTurnRunner({ agent: createAgentClient({ baseUrl: agent.url, apiKey: AGENT_KEY }), channels: channelsByName() });
+  let seq = 0;
+  const ownerWrites = (text: string) => turns().runTurn({ channel: "whatsapp", channelId: owner, externalId: `wamid.notice-${++seq}-${Date.now()}`, text });
+
+  async function reminderDue(text: string, lateMs: number) {
+    expect((await post({ reply_to: replyToFor(chat), when: "2030-01-15T09:00", text })).status).toBe(201);
+    const [job] = await listCronJobs();
+    const runAt = new Date(Date.now() - lateMs);
+    await db().cronJob.update({ where: { id: job!.id }, data: { runAt } });
+    return localTime(runAt, "Europe/Paris");
+  }
+
+  beforeEach(async () => {
+    await saveSettings({ values: { persona_lang: "en" } });
+    await db().notice.deleteMany();
+  });
+
+  it("of a reminder missed while the machine was off: its time and words, once, above the answer", async () => {
+    const when = await reminderDue("Arroser les plantes", 2 * 3_600_000);
+    await callCron();
+    expect(graph.sent).toEqual([]);
+
+    await ownerWrites("bonjour");
+    expect(graph.sent.map((m) => m.body)).toEqual([`⚠️ Reminder missed (the machine was off at ${when}): Arroser les plantes\n\nEcho: bonjour`]);
+    // The agent was asked the owner's message only, as always.
+    expect(agent.runs().map((r) => r.message)).toEqual(["bonjour"]);
+    await ownerWrites("encore");
+    expect(graph.sent.at(-1)?.body).toBe("Echo: encore");
+  });
+
+  it("of a reminder WhatsApp refused outside the 24-hour window when no template is set", async () => {
+    const when = await reminderDue("Rendez-vous dentiste", 60_000);
+    graph.failTo(owner, { code: 131047, message: "(#131047) Re-engagement message" });
+    try {
+      expect(await (await callCron()).json()).toMatchObject({ ran: [{ status: "failed" }] });
+    } finally {
+      graph.failTo(owner, undefined);
+    }
+    const turn = await db().turn.findFirstOrThrow({ where: { kind: "reminder", state: "failed" }, orderBy: { createdAt: "desc" } });
+    expect(turn.lastError).toMatch(/131047/);
+
+    await ownerWrites("me revoilà");
+    expect(graph.sent.map((m) => m.body)).toEqual([`⚠️ Reminder of ${when} that could not be delivered here: Rendez-vous dentiste\n\nEcho: me revoilà`]);
+    await ownerWrites("et maintenant");
+    expect(graph.sent.at(-1)?.body).toBe("Echo: et maintenant");
+  });
+
+  it("in French when the persona speaks French, and only in the chat the reminder was for", async () => {
+    await saveSettings({ values: { persona_lang: "fr" } });
+    const when = await reminderDue("Sortir les poubelles", 2 * 3_600_000);
+    await callCron();
+    await turns().runTurn({ channel: "whatsapp", channelId: "33600000001", externalId: `wamid.other-${Date.now()}`, text: "autre" });
+    expect(graph.sent.at(-1)?.body).toBe("Echo: autre");
+    await ownerWrites("salut");
+    expect(graph.sent.at(-1)?.body).toBe(`⚠️ Rappel manqué (la machine était éteinte le ${when}) : Sortir les poubelles\n\nEcho: salut`);
   });
 });

@@ -1,6 +1,6 @@
 import "server-only";
 import { AppError } from "../errors";
-import { db, isMissingRow, isUniqueViolation } from "./client";
+import { db, isMissingRow, isUniqueViolation, type Db } from "./client";
 
 // Cron jobs: what to ask, when, and on which channel thread. A run is a turn
 // (lib/cron.ts); the job keeps only when it last started and which turn that was.
@@ -81,6 +81,6 @@ export async function countActiveReminders() {
 }
 
 /** A one-shot job the machine was off for too long: never run, shown as missed. */
-export async function markCronJobMissed({ id, at }: { id: string; at: Date }) {
-  return db().cronJob.updateMany({ where: { id, lastTurnId: null, missedAt: null }, data: { missedAt: at, enabled: false } });
+export async function markCronJobMissed({ id, at }: { id: string; at: Date }, client: Db = db()) {
+  return client.cronJob.updateMany({ where: { id, lastTurnId: null, missedAt: null }, data: { missedAt: at, enabled: false } });
 }

@@ -13,6 +13,8 @@ import { parseCommand } from "../commands/parse";
 import { runCommand } from "../commands/run";
 import { langOf } from "../commands/texts";
 import { parseCronPrompt } from "../cron-prompt";
+import { addNotice } from "../db/notices";
+import { pendingNoticesFor } from "../reminders/notices";
 import { replyToFor } from "../reminders/reply-to";
 import { answerText } from "../unfinished-note";
 import { getHistory } from "./history";
@@ -47,8 +49,23 @@ type Answer = Pick<AgentResult, "response" | "model" | "steps" | "finished" | "a
 /** What the webchat shows of a file: everything but its bytes. */
 const attachmentView = ({ id, name, mime, size, caption }: OutboundAttachment) => ({ id, name, mime, size, caption });
 
+/** A scheduled job's turn (its message is the job's prompt), as opposed to one the owner sent. */
+const isScheduled = (turn: ClaimedTurn) => parseCronPrompt(turn.userMessage.content) !== null;
+
 export function createAttempt({ agent, channels, policy, listeners, stops }: AttemptDeps) {
   const channelOf = (turn: ClaimedTurn) => channels[turn.channel as ChannelName];
+
+  /** A scheduled message that failed for good: the owner is told at their next message in that chat. */
+  async function noteUndelivered(turn: ClaimedTurn): Promise<void> {
+    const scheduled = parseCronPrompt(turn.userMessage.content);
+    if (!scheduled) return;
+    const { channel, conversation } = turn;
+    // When it was due: the slot in its key (`cron:<job>:<slot>`), or when a manual run started.
+    const slot = /^cron:[^:]+:(\d{4}-\d{2}-\d{2}T[\d:.]+Z)$/.exec(turn.externalId)?.[1];
+    const at = slot ? new Date(slot) : turn.createdAt;
+    await addNotice({ channel, channelId: conversation.channelId, kind: "undelivered", at, subject: scheduled.prompt });
+    logger.info("turn.notice_recorded", { turnId: turn.id, channel, kind: "undelivered" });
+  }
 
   async function callAgent(turn: ClaimedTurn, request: AgentRequest): Promise<AgentResult> {
     const { signal, release } = stops.begin(turn.id, turn.conversationId);
@@ -101,6 +118,7 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     } catch (caught) {
       const error = isAppError(caught) ? caught : new AppError("upstream:channel", "The channel failed to send the answer.", { cause: caught });
       const state = await settleFailure(turn, error, "answered");
+      if (state === "failed") await noteUndelivered(turn).catch((noted: unknown) => logger.warn("turn.notice_failed", errorMeta(noted)));
       logger.warn("turn.send_failed", { ...meta, state, code: error.code, ...error.detail, ...(isAppError(caught) ? {} : errorMeta(caught)) });
       return { state, error };
     }
@@ -128,8 +146,7 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     const image = turn.mediaId && channel?.downloadImage ? await channel.downloadImage(turn.mediaId) : undefined;
     const history = await getHistory({ conversationId: turn.conversationId });
     // A scheduled job's turn has nobody to answer a reminder to: no reference, so the agent refuses to set one.
-    const isScheduled = parseCronPrompt(turn.userMessage.content) !== null;
-    const replyTo = isScheduled ? undefined : replyToFor({ channel: turn.channel, channelId: turn.conversation.channelId });
+    const replyTo = isScheduled(turn) ? undefined : replyToFor({ channel: turn.channel, channelId: turn.conversation.channelId });
     const result = await callAgent(turn, {
       message: turn.userMessage.content,
       history,
@@ -156,8 +173,10 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
       const { files, missing } = await fetchAttachments(agent, result.attachments, { turnId: turn.id });
       // The one place the answer's text is settled: stored, streamed and sent as it is here.
       const lang = langOf(personaFrom(await getSettings()).persona_lang);
-      const response = [answerText(result.response, result.finished), ...missing.map(attachmentNotes[lang].unavailable)].join("\n\n");
-      const saved = await saveAnswer({ turnId: turn.id, content: response, model: result.model, files });
+      // The owner's message, not a scheduled one, is where they hear of this chat's missed or undelivered reminders.
+      const notices = isScheduled(turn) ? { ids: [], lines: [] } : await pendingNoticesFor({ channel: turn.channel, channelId: turn.conversation.channelId }, lang);
+      const response = [...notices.lines, answerText(result.response, result.finished), ...missing.map(attachmentNotes[lang].unavailable)].join("\n\n");
+      const saved = await saveAnswer({ turnId: turn.id, content: response, model: result.model, files, noticeIds: notices.ids });
       const attachments = await outboundAttachments(saved.answerMessageId);
       logger.info("turn.answered", {
         ...meta,

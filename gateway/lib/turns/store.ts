@@ -4,6 +4,7 @@ import { addAttachments, type NewAttachment } from "../db/attachments";
 import { inTransaction, isMissingRow, isUniqueViolation } from "../db/client";
 import { createConversation, findLatestConversation, touchConversation } from "../db/conversations";
 import { addMessage } from "../db/messages";
+import { markNoticesTold } from "../db/notices";
 import { createTurn, findTurnByExternalId, getTurnById, markTurnAnswered } from "../db/turns";
 import { AppError } from "../errors";
 
@@ -58,8 +59,20 @@ export async function recordInbound(inbound: InboundMessage, { nextAttemptAt }: 
   }
 }
 
-/** Stores the assistant's answer with its files and moves the turn to "answered", atomically. */
-export async function saveAnswer({ turnId, content, model, files = [] }: { turnId: string; content: string; model: string; files?: NewAttachment[] }) {
+/** Stores the assistant's answer with its files, marks the notices it tells as told, and moves the turn to "answered", atomically. */
+export async function saveAnswer({
+  turnId,
+  content,
+  model,
+  files = [],
+  noticeIds = [],
+}: {
+  turnId: string;
+  content: string;
+  model: string;
+  files?: NewAttachment[];
+  noticeIds?: string[];
+}) {
   // The owner deleted the conversation (and so the turn) while the agent was thinking.
   const deleted = () => new AppError("not_found:conversation", "The conversation was deleted during the turn.", { detail: { turnId } });
   try {
@@ -68,6 +81,7 @@ export async function saveAnswer({ turnId, content, model, files = [] }: { turnI
       if (!turn) throw deleted();
       const answer = await addMessage({ conversationId: turn.conversationId, role: "assistant", content, model }, tx);
       if (files.length > 0) await addAttachments({ messageId: answer.id, files }, tx);
+      await markNoticesTold({ ids: noticeIds }, tx);
       await touchConversation({ id: turn.conversationId }, tx);
       return markTurnAnswered({ id: turnId, answerMessageId: answer.id }, tx);
     });
