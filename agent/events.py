@@ -41,6 +41,9 @@ class FinalEvent:
     usage: dict[str, int]
     # False when the steps ran out: the response then says so and what was found, in the owner's language.
     finished: bool = True
+    # The files sent with the answer (send_file): {"id", "name", "mime", "size", "caption"} each, fetched with
+    # GET /files/{id}; always present, [] when none.
+    attachments: list[dict[str, Any]] = field(default_factory=list)
     name: str = field(default="final", init=False, repr=False)
 
 

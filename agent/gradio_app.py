@@ -20,6 +20,7 @@ from history import Turn  # noqa: E402
 from logs import configure_logging  # noqa: E402
 from runner import AgentRunner, RunRequest  # noqa: E402
 from settings import Settings  # noqa: E402
+from tools.send_file import human_size  # noqa: E402
 
 logger = logging.getLogger("agent.console")
 # The same words as the gateway's note (gateway/lib/unfinished-note.ts) under an answer whose steps ran out.
@@ -109,6 +110,9 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
                     )
                 elif isinstance(event, FinalEvent):
                     note = "" if event.finished else f"\n\n{UNFINISHED_NOTE}"
+                    if event.attachments:  # sent with the answer in a chat; here, only named
+                        files = ", ".join(f"{a['name']} ({human_size(a['size'])})" for a in event.attachments)
+                        note += f"\n\n📎 {files}"
                     shown.append(gr.ChatMessage(role="assistant", content=event.response + note))
                     logger.info(
                         "console_run_done",
@@ -117,6 +121,7 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
                             "steps": event.steps,
                             "duration_ms": event.duration_ms,
                             "finished": event.finished,
+                            "attachments": len(event.attachments),
                         },
                     )
                 elif isinstance(event, ErrorEvent):

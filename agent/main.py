@@ -11,7 +11,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +34,7 @@ from settings import Settings, get_settings
 from tools import tool_availability
 
 logger = logging.getLogger("agent.http")
+FILE_CHUNK_BYTES = 256 * 1024
 _KEY_IN_QUERY = re.compile(rb"(?:^|&)(?:key|api_key|apikey|token|access_token)=", re.IGNORECASE)
 
 
@@ -195,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "steps": event.steps,
                     "duration_ms": event.duration_ms,
                     "status": "ok",
+                    "attachments": len(event.attachments),
                     **event.usage,
                 },
             )
@@ -230,6 +233,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status = event.status if isinstance(event, ErrorEvent) else 200
         return JSONResponse(event_payload(event), status_code=status)
 
+    @app.get(
+        "/files/{file_id}",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"application/octet-stream": {}}},
+            401: {"model": ErrorBody},
+            404: {"model": ErrorBody},
+        },
+    )
+    async def sent_file(file_id: str, runner: RunnerDep) -> Response:
+        """A file a run sent back (send_file; its id is in the final event's `attachments`), checked again now."""
+        opened = await asyncio.to_thread(runner.outbox.open, file_id)
+        if opened is None:
+            return JSONResponse(
+                {
+                    "error": "No such file: the id is unknown or expired (files are kept AGENT_ATTACHMENT_TTL_S "
+                    "seconds, until the agent restarts), or the file was moved, changed or swapped since.",
+                    "code": "not_found",
+                },
+                status_code=404,
+            )
+        entry, file, size = opened
+        logger.info("file_sent", extra={"mime": entry.mime, "size": size})
+        name = quote(settings.redactor.redact(entry.name), safe="")
+        headers = {
+            "Content-Type": entry.mime,
+            "Content-Length": str(size),
+            "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        }
+        return StreamingResponse(_read_chunks(file, size), headers=headers)
+
     # The schema would otherwise say application/json (FastAPI's `response_class=EventSourceResponse` would also
     # change how the route is called).
     @app.post(
@@ -255,6 +291,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+async def _read_chunks(file: BinaryIO, size: int) -> AsyncIterator[bytes]:
+    """The `size` bytes of an opened file (no more, if it grows meanwhile), read off the event loop; then closed."""
+    try:
+        left = size
+        while left > 0:
+            chunk = await asyncio.to_thread(file.read, min(FILE_CHUNK_BYTES, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+    finally:
+        file.close()
 
 
 def _json(payload: dict[str, Any]) -> str:

@@ -19,11 +19,12 @@ from claw_agent import ClawAgent, NoModel, bound_step, build_agent
 from context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, estimate_tokens
 from errors import ServiceError, run_timeout
 from event_stream import EventStream
-from events import AgentEvent, ErrorEvent
+from events import AgentEvent, ErrorEvent, FinalEvent
 from history import Turn, build_task, history_variants
 from llm import AgentModel, ModelFactory, context_budget
 from model_errors import run_failure
 from model_router import ModelRegistry, ResolvedModel
+from outbox import Outbox
 from redact import RedactedTool, redact_step
 from settings import Settings
 from tools.run_context import RunContext, bind_to_run
@@ -56,6 +57,7 @@ class AgentRunner:
         registry: ModelRegistry,
         tools: Sequence[Tool],
         model_factory: ModelFactory = AgentModel,
+        outbox: Outbox | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
@@ -63,6 +65,13 @@ class AgentRunner:
         self._tools: list[Tool] = [RedactedTool(tool, self._redactor) for tool in tools]
         self._tool_names = {tool.name for tool in self._tools} | {"final_answer"}
         self._model_factory = model_factory
+        # The files runs send back (send_file), until the gateway fetches them with GET /files/{id}.
+        self.outbox = outbox or Outbox(
+            settings.readable_dirs,
+            settings.protected_files,
+            max_bytes=settings.agent_max_attachment_bytes,
+            ttl_s=settings.agent_attachment_ttl_s,
+        )
         self._slots: asyncio.Semaphore | None = None
         self.system_prompt = lru_cache(maxsize=8)(self._render_system_prompt)
         # Told of every run (its persona) when it starts and ends: the warm-up keeps that model and prompt loaded.
@@ -129,7 +138,7 @@ class AgentRunner:
         return tasks[0], replace(budget, task_variants=tuple(tasks[1:]))
 
     def _build_agent(
-        self, prepared: PreparedRun, stream: EventStream, cancel: threading.Event
+        self, prepared: PreparedRun, stream: EventStream, cancel: threading.Event, context: RunContext
     ) -> tuple[ClawAgent, str]:
         task, budget = self._task(prepared)
         model = self._model_factory(
@@ -150,7 +159,7 @@ class AgentRunner:
             bound_step(step, self._settings.agent_max_observation_chars)
 
         # The shared tools, those that need it bound to this run's context (tools/run_context.py): never stored on them.
-        tools = bind_to_run(self._tools, RunContext(reply_to=prepared.request.reply_to))
+        tools = bind_to_run(self._tools, context)
         persona = prepared.request.system_prompt
         return build_agent(self._settings, tools, model, persona, [bound, stop_if_cancelled]), task
 
@@ -160,19 +169,29 @@ class AgentRunner:
         The one bridge between the agent and its consumer: model deltas arrive through a callback in the middle of a
         step, steps through smolagents' stream, and all reach `emit` from this thread, in order.
         """
+        # One context per run: the tools read it (reply_to, the outbox) and fill it (the files sent back), and the
+        # final event lists those files.
+        context = RunContext(reply_to=prepared.request.reply_to, outbox=self.outbox)
+
+        def emit_with_files(event: AgentEvent) -> None:
+            if isinstance(event, FinalEvent) and context.attachments:
+                files = [self._redacted_wire(entry.wire()) for entry in context.attachments]
+                event = replace(event, attachments=files)
+            emit(event)
+
         stream = EventStream(
             prepared.resolved.model_id,
             self._redactor,
             self._tool_names,
             cancel,
-            emit,
+            emit_with_files,
             partial(run_failure, resolved=prepared.resolved, settings=self._settings),
         )
         persona = prepared.request.system_prompt
 
         def drive() -> None:
             try:
-                agent, task = self._build_agent(prepared, stream, cancel)
+                agent, task = self._build_agent(prepared, stream, cancel, context)
                 self.on_model_used(persona)
                 for item in agent.run(task, stream=True, reset=True):
                     stream.item(item, agent)
@@ -184,6 +203,14 @@ class AgentRunner:
                 emit(None)
 
         threading.Thread(target=drive, name="agent-steps", daemon=True).start()
+
+    def _redacted_wire(self, wire: dict[str, Any]) -> dict[str, Any]:
+        """A file's entry as the owner sees it: its name and caption cleaned of secrets like the answer."""
+        return {
+            **wire,
+            "name": self._redactor.redact(wire["name"]),
+            "caption": self._redactor.redact_optional(wire["caption"]),
+        }
 
     def events(self, prepared: PreparedRun, cancel: threading.Event | None = None) -> Iterator[AgentEvent]:
         """Run the agent, yielding events as they happen. Stops at the next step (or delta) once `cancel` is set;

@@ -35,6 +35,7 @@ ALL_TOOLS = (
     "mouse_keyboard",
     "analyze_image",
     "schedule_message",
+    "send_file",
 )
 DEFAULT_IMPORTS = ("json", "csv", "datetime", "zoneinfo", "re", "math", "requests", "urllib.parse")
 
@@ -65,6 +66,9 @@ class Settings(BaseSettings):
     agent_authorized_imports: CommaList = list(DEFAULT_IMPORTS)
     agent_tools: CommaList = list(ALL_TOOLS)
     agent_max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # send_file: the largest file sent back (WhatsApp's document limit), and how long GET /files/{id} serves it.
+    agent_max_attachment_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    agent_attachment_ttl_s: float = Field(default=3600, gt=0)
     log_level: str = "INFO"
 
     ollama_base_url: str = "http://127.0.0.1:11434"
@@ -168,6 +172,11 @@ class Settings(BaseSettings):
             (REPO_ROOT / d).resolve() if not Path(d).is_absolute() else Path(d).resolve()
             for d in self.files_allowed_dirs
         ]
+
+    @property
+    def readable_dirs(self) -> list[Path]:
+        """Folders whose files analyze_image and send_file may read: the allowed ones, screenshots, received media."""
+        return [*self.allowed_dirs, self.screenshot_dir, self.media_dir]
 
     @property
     def database_path(self) -> Path:

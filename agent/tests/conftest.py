@@ -168,7 +168,7 @@ def service(
         ZAI_BASE_URL=f"{fake_zai.url}/api/paas/v4",
         AGENT_TIMEOUT_S="6",
         AGENT_MAX_CONCURRENCY="2",
-        AGENT_TOOLS="web_search,file_system,os_exec,analyze_image,schedule_message",
+        AGENT_TOOLS="web_search,file_system,os_exec,analyze_image,schedule_message,send_file",
         GATEWAY_URL=fake_gateway.url,
     )
     yield running

@@ -40,8 +40,14 @@ def api_schema(fuzzed_service: str) -> BaseSchema:
     )
 
 
-OPERATIONS = [("GET", "/health"), ("GET", "/models"), ("POST", "/run"), ("POST", "/run/stream")]
-# Negative data needs something to break: the GET operations take no parameters.
+OPERATIONS = [
+    ("GET", "/health"),
+    ("GET", "/models"),
+    ("POST", "/run"),
+    ("POST", "/run/stream"),
+    ("GET", "/files/{file_id}"),
+]
+# Negative data needs something to break: the GET operations take no parameters but /files' id, any string.
 CASES = [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
     ("POST", "/run", GenerationMode.NEGATIVE),
     ("POST", "/run/stream", GenerationMode.NEGATIVE),

@@ -26,7 +26,14 @@ def test_zai_thinks_for_reason_not_for_code_and_is_capped(service: Service, fake
 
 def test_health_and_models_say_which_tools_are_active(service: Service) -> None:
     health = httpx.get(f"{service.url}/health").json()
-    assert health["tools"] == ["web_search", "file_system", "os_exec", "analyze_image", "schedule_message"]
+    assert health["tools"] == [
+        "web_search",
+        "file_system",
+        "os_exec",
+        "analyze_image",
+        "schedule_message",
+        "send_file",
+    ]
     assert health["tools_unavailable"] == {}
     with service.client() as client:
         models = client.get("/models").json()

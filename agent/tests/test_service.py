@@ -63,6 +63,7 @@ def test_run_returns_the_final_answer_with_its_metadata(service: Service, fake_o
     assert body["steps"] == 1
     assert body["duration_ms"] >= 0
     assert body["usage"]["input_tokens"] > 0 and body["usage"]["output_tokens"] > 0
+    assert body["attachments"] == []
     sent = chat_requests(fake_ollama)[-1]["body"]
     assert sent["model"] == "qwen3:8b"
     assert sent["options"]["num_ctx"] == 8192
@@ -137,6 +138,66 @@ def test_a_reminder_set_in_conversation_reaches_the_gateway_with_the_turns_chat(
     assert "33699887766" not in log and "Call the dentist" not in log
 
 
+def test_files_sent_with_the_answer_are_listed_and_served_once_checked_again(
+    service: Service, fake_ollama: FakeOllama
+) -> None:
+    root = service.log_path.parent  # the service's folders (tests/conftest.py service_env)
+    (root / "screenshots").mkdir(exist_ok=True)
+    (root / "files").mkdir(exist_ok=True)
+    shot, report, outside = root / "screenshots" / "shot.png", root / "files" / "relevé 2026.pdf", root / "outside.txt"
+    shot.write_bytes(PNG_1PX)
+    report.write_bytes(b"%PDF-1.4 not really")
+    outside.write_text("not for sending")
+    script(
+        fake_ollama,
+        f'Thought: send.\n<code>\nprint(send_file(path="{shot}", caption=" Your screen "))\n'
+        f'print(send_file(path="{report}"))\n</code>',
+        'Thought: done.\n<code>\nfinal_answer("Here they are.")\n</code>',
+    )
+    with service.client() as client:
+        response = client.post("/run", json={"message": "Send me my screen and the statement"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["response"] == "Here they are."
+    png, pdf = body["attachments"]
+    assert png == {
+        "id": png["id"],
+        "name": "shot.png",
+        "mime": "image/png",
+        "size": len(PNG_1PX),
+        "caption": "Your screen",
+    }
+    assert pdf == {"id": pdf["id"], "name": "relevé 2026.pdf", "mime": "application/pdf", "size": 19, "caption": None}
+
+    with service.client() as client, service.client(key=None) as anonymous:
+        served = client.get(f"/files/{png['id']}")
+        assert served.status_code == 200 and served.content == PNG_1PX
+        assert served.headers["content-type"] == "image/png"
+        assert served.headers["content-length"] == str(len(PNG_1PX))
+        assert served.headers["content-disposition"] == "attachment; filename*=UTF-8''shot.png"
+        served = client.get(f"/files/{pdf['id']}")
+        assert served.content == report.read_bytes() and served.headers["content-type"] == "application/pdf"
+        assert served.headers["content-disposition"] == "attachment; filename*=UTF-8''relev%C3%A9%202026.pdf"
+
+        refused = anonymous.get(f"/files/{png['id']}")
+        assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+        unknown = client.get("/files/AAAAAAAAAAAAAAAAAAAAAAAA")
+        assert unknown.status_code == 404 and unknown.json() == {"error": unknown.json()["error"], "code": "not_found"}
+
+        # A symlink swapped in after send_file must not leak the file it points to.
+        shot.unlink()
+        shot.symlink_to(outside)
+        swapped = client.get(f"/files/{png['id']}")
+        assert swapped.status_code == 404 and swapped.json()["code"] == "not_found"
+        assert b"not for sending" not in swapped.content
+        report.unlink()
+        assert client.get(f"/files/{pdf['id']}").status_code == 404
+    time.sleep(0.3)
+    log = service.log_text()
+    assert '"tool": "send_file"' in log and '"event": "file_sent"' in log
+    assert "relev" not in log and "Your screen" not in log and "shot.png" not in log
+
+
 def test_a_turn_without_a_chat_cannot_set_a_reminder(
     service: Service, fake_ollama: FakeOllama, fake_gateway: FakeGateway
 ) -> None:
@@ -168,6 +229,7 @@ def test_stream_yields_deltas_and_steps_then_final(service: Service, fake_ollama
     deltas = "".join(data["text"] for name, data in events if name == "delta")
     assert "print(6 * 7)" in deltas
     assert events[-1][1]["response"] == "42"
+    assert events[-1][1]["attachments"] == []
 
 
 def test_tool_failure_is_reported_in_its_step(service: Service, fake_ollama: FakeOllama) -> None:
@@ -269,6 +331,7 @@ def test_auth_is_required_everywhere_but_health(service: Service) -> None:
                 ("POST", "/run/stream"),
                 ("GET", "/models"),
                 ("GET", "/openapi.json"),
+                ("GET", "/files/anything"),
             ):
                 response = client.request(method, path, json={"message": "hi"})
                 assert response.status_code == 401, (method, path)

@@ -18,7 +18,8 @@ from tools.file_system import OPERATIONS
 from tools.mouse_keyboard import ACTIONS
 
 # Every token of the tool descriptions is read again on each step; on a CPU an 8B model reads ~50 tokens/s.
-# Eight tools: 1,172 tokens with schedule_message (125), 1,047 before it.
+# Nine tools: 1,200 tokens with send_file (58); clipboard lost its accents hint (mouse_keyboard's `type` gives it) and
+# 30 tokens to make room. Eight tools: 1,172 with schedule_message (125), 1,047 before it.
 PROMPT_TOKEN_BUDGET = 1200
 # The values of each tool's first argument that the description must name, so that a later cut cannot drop one.
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -17,6 +17,7 @@ from tools.mouse_keyboard import MouseKeyboardTool
 from tools.os_exec import OsExecTool
 from tools.schedule_message import ScheduleMessageTool
 from tools.screenshot import ScreenshotTool
+from tools.send_file import SendFileTool
 from tools.web_search import WebSearchTool
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ TOOL_SUMMARIES: dict[str, str] = {
     "mouse_keyboard": "Moves and clicks your mouse, types text and presses key combinations on your desktop.",
     "analyze_image": "Sends an image from the allowed, screenshot or media folders to your local Ollama vision model.",
     "schedule_message": "Sets a reminder through the gateway's API, sent back as written to the chat it was set from.",
+    "send_file": "Sends a file from the allowed, screenshot or media folders to the owner with the answer (at most 5, AGENT_MAX_ATTACHMENT_BYTES each).",
 }
 
 _BUILDERS: dict[str, Callable[[Settings, Callable[[], str]], Tool]] = {
@@ -55,13 +57,16 @@ _BUILDERS: dict[str, Callable[[Settings, Callable[[], str]], Tool]] = {
     "analyze_image": lambda s, resolve: AnalyzeImageTool(
         s.ollama_base_url,
         resolve,
-        readable_dirs=[*s.allowed_dirs, s.screenshot_dir, s.media_dir],
+        readable_dirs=s.readable_dirs,
         timeout_s=s.vision_timeout_s,
         max_image_bytes=s.agent_max_image_bytes,
         keep_alive=s.keep_alive,
         max_pixels=s.vision_max_pixels,
     ),
     "schedule_message": lambda s, _: ScheduleMessageTool(s.gateway_url, s.api_key),
+    "send_file": lambda s, _: SendFileTool(
+        s.readable_dirs, protected=s.protected_files, max_bytes=s.agent_max_attachment_bytes
+    ),
 }
 
 
@@ -102,6 +107,7 @@ __all__ = [
     "OsExecTool",
     "ScheduleMessageTool",
     "ScreenshotTool",
+    "SendFileTool",
     "WebSearchTool",
     "GUI_TOOLS",
     "TOOL_SUMMARIES",

@@ -20,11 +20,10 @@ INSTALL_HINT = "On Linux the clipboard needs xclip or xsel (Debian: `apt install
 class ClipboardTool(Tool):
     name = "clipboard"
     description = """The owner's clipboard: read returns its text, write puts `text` on it.
-To enter text mouse_keyboard cannot type (accents, emoji): write it here, then hotkey "ctrl+v".
 Example: clipboard(action="write", text="Meeting at 15:00")"""
     inputs = {
         "action": {"type": "string", "description": "read or write."},
-        "text": {"type": "string", "description": "Text to put on the clipboard, for write.", "nullable": True},
+        "text": {"type": "string", "description": "Text, for write.", "nullable": True},
     }
     output_type = "string"
 

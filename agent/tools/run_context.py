@@ -1,4 +1,5 @@
-"""What a tool may know about the run it is called in (the chat the turn came from), for that run only.
+"""What a tool may know about the run it is called in (the chat the turn came from, the files it sends back),
+for that run only.
 
 The tool objects are built once per runner and shared by concurrent runs, so nothing of a run is stored on them.
 The runner wraps, for each run, the tools that read `current_run()` in a `RunBoundTool` holding that run's
@@ -13,11 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smolagents import Tool
 
 from wrapping import WrappingTool
+
+if TYPE_CHECKING:
+    from outbox import Attachment, Outbox
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class RunContext:
     # Opaque name of the chat the turn came from, given by the gateway; None for cron turns and the console.
     # Owner data: never logged (left out of repr, so a stray log of the context shows nothing of it).
     reply_to: str | None = field(default=None, repr=False)
+    # Where send_file records files (the runner's, shared by all runs); None outside a run, where it refuses.
+    outbox: Outbox | None = field(default=None, repr=False)
+    # This run's files, in the order sent (mutable inside the frozen context: send_file appends, the final event
+    # lists them). Never shared between runs: each RunContext gets its own list.
+    attachments: list[Attachment] = field(default_factory=list, repr=False)
 
 
 NO_RUN = RunContext()
