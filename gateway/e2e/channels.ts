@@ -11,10 +11,15 @@
 // The owner's chat commands (/help, /model, /stop) are answered by the gateway
 // on both channels without asking the model; a path such as /etc/hosts is not
 // a command; /stop ends a slow turn at once and its answer never arrives.
-import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+// A file the agent sends back (send_file) reaches WhatsApp as an uploaded image
+// after the text, Talk as a note, the webchat through /api/attachments; one
+// over the agent's limit is refused with a reason the owner reads.
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { attachmentNotes } from "../lib/attachments/notes";
 import { langOf, texts } from "../lib/commands/texts";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
@@ -51,7 +56,12 @@ async function main() {
   const talk = await startFakeNextcloud({ secret: botSecret, tokens: [room] });
   // The long answer below is ~2,300 tokens in one final_answer: more than the default output cap (1,024), which
   // the fake Ollama enforces as Ollama does.
-  const { ollama, gateway: backend } = await startBackend(logDir, { env: { AGENT_MAX_OUTPUT_TOKENS: "3072" } });
+  // The folder send_file reads a screenshot from, and a limit low enough to refuse a 2 MB file.
+  const screenshotDir = mkdtempSync(path.join(tmpdir(), "my-claw-shots-"));
+  const attachmentLimit = 1024 * 1024;
+  const { ollama, gateway: backend } = await startBackend(logDir, {
+    env: { AGENT_MAX_OUTPUT_TOKENS: "3072", SCREENSHOT_DIR: screenshotDir, AGENT_MAX_ATTACHMENT_BYTES: String(attachmentLimit) },
+  });
   const gatewayOptions = {
     ...backend,
     webchatToken: secret(),
@@ -243,15 +253,77 @@ async function main() {
       `no answer to the slow message was stored or delivered, ${slowDelayS + 4} s after it (past the slow model's end)`,
     );
 
+    process.stdout.write("files sent back\n");
+    const shot = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...randomBytes(30_000)]);
+    const shotPath = path.join(screenshotDir, "screen.png");
+    writeFileSync(shotPath, shot);
+    const caption = `Capture ${marker}`;
+    const sendShot = `Thought: I send the screenshot.\n<code>\nsend_file(path=${JSON.stringify(shotPath)}, caption=${JSON.stringify(caption)})\nfinal_answer("Voici la capture.")\n</code>`;
+    const uploadsBefore = graph.uploads.length;
+    await script({ answers: [sendShot] });
+    const shotId = await whatsapp(`envoie-moi l'écran ${marker}`);
+    await waitFor("the screenshot on WhatsApp", () => graph.sentMedia.length === 1);
+    const upload = graph.uploads[uploadsBefore];
+    const uploadRequest = graph.requests.find((r) => r.path === `/${phoneNumberId}/media`);
+    check(
+      graph.uploads.length === uploadsBefore + 1 &&
+        upload?.type === "image/png" &&
+        upload.fileType === "image/png" &&
+        upload.fileName === "screen.png" &&
+        Buffer.from(upload.bytes).equals(Buffer.from(shot)) &&
+        uploadRequest?.headers.authorization === `Bearer ${accessToken}` &&
+        String(uploadRequest.headers["content-type"]).startsWith("multipart/form-data; boundary="),
+      `WhatsApp: POST /${phoneNumberId}/media, multipart with messaging_product=whatsapp, type=image/png and the file's exact ${shot.byteLength} bytes as screen.png, with the bearer token`,
+    );
+    check(
+      JSON.stringify(graph.sentMedia[0]) === JSON.stringify({ to: owner, type: "image", mediaId: upload?.id, caption }),
+      `then POST /${phoneNumberId}/messages type image with the uploaded id and the caption`,
+    );
+    const textAt = graph.requests.findIndex((r) => (r.body as { text?: { body?: string } })?.text?.body === "Voici la capture.");
+    const uploadAt = graph.requests.indexOf(uploadRequest!);
+    check(sentTo("Voici la capture.") === 1 && textAt >= 0 && textAt < uploadAt && graph.sent.find((m) => m.body === "Voici la capture.")?.replyTo === shotId, "the answer's text went first, quoting the message, once");
+    const shotMessages = await owned<{ messages: (StoredMessage & { attachments?: { id: string; name: string; size: number }[] })[] }>(
+      `/api/conversations/${(await conversationOf("whatsapp", owner)).id}/messages`,
+    );
+    const stored = shotMessages.messages.find((m) => m.role === "assistant" && m.content === "Voici la capture.")?.attachments?.[0];
+    const served = stored ? await fetch(`${gateway.url}/api/attachments/${stored.id}`, { headers: { authorization: `Bearer ${gatewayOptions.webchatToken}` } }) : undefined;
+    const servedBytes = served ? Buffer.from(await served.arrayBuffer()) : Buffer.alloc(0);
+    const anonymous = stored ? await fetch(`${gateway.url}/api/attachments/${stored.id}`) : undefined;
+    check(
+      stored?.name === "screen.png" && stored.size === shot.byteLength && served?.status === 200 && servedBytes.equals(Buffer.from(shot)) && anonymous?.status === 401,
+      "the file is stored with the answer: GET /api/attachments/<id> gives the owner its bytes (401 without the token)",
+    );
+
+    await script({ answers: [sendShot] });
+    await nextcloud(`et sur Talk ${marker}`);
+    const talkNote = attachmentNotes[lang].inWebchat({ name: "screen.png", size: shot.byteLength, caption });
+    await waitFor("the screenshot's note on Talk", () => postedIn(`Voici la capture.\n\n${talkNote}`) === 1);
+    check(postedIn(`Voici la capture.\n\n${talkNote}`) === 1, `Talk (no file upload for bots): the answer then "${talkNote.replace(marker, "…")}"`);
+
+    const bigPath = path.join(screenshotDir, "recording.bin");
+    writeFileSync(bigPath, randomBytes(2 * attachmentLimit));
+    await script({ answers: [`Thought: I try to send it.\n<code>\nfinal_answer(send_file(path=${JSON.stringify(bigPath)}))\n</code>`] });
+    const mediaBefore = graph.sentMedia.length;
+    const bigId = await whatsapp(`envoie l'enregistrement ${marker}`);
+    await waitFor("the answer about the large file", () => graph.sent.some((m) => m.replyTo === bigId));
+    const refusal = graph.sent.find((m) => m.replyTo === bigId)?.body ?? "";
+    check(
+      /too large|larger|over/i.test(refusal) && refusal.includes("MB") && graph.sentMedia.length === mediaBefore,
+      `a 2 MB file over AGENT_MAX_ATTACHMENT_BYTES (1 MB) is not sent; the owner reads why: "${refusal.slice(0, 120)}"`,
+    );
+
     const bodies = graph.sent.map((m) => m.body);
     check(new Set(bodies).size === bodies.length, `no WhatsApp message was sent twice (${bodies.length} sent)`);
     const messages = talk.posted.map((m) => m.message);
     check(new Set(messages).size === messages.length, `no Talk message was posted twice (${messages.length} posted)`);
     const logs = readdirSync(logDir)
-      .filter((name) => name.startsWith("gateway"))
+      .filter((name) => name.startsWith("gateway") || name.startsWith("agent"))
       .map((name) => readFileSync(path.join(logDir, name), "utf8"))
       .join("\n");
-    check(logs.includes("whatsapp.received") && !logs.includes(marker), "the gateway's logs (debug level) never contain message text");
+    check(
+      logs.includes("whatsapp.received") && logs.includes("attachment.fetched") && !logs.includes(marker) && !logs.includes("screen.png"),
+      "the gateway's (debug level) and the agent's logs never contain message text, a file's name or its caption",
+    );
     reportPassed("e2e channels");
   } catch (error) {
     reportFailed("e2e channels", error, logDir);
