@@ -9,7 +9,8 @@
 // the model's thinking shows while the turn streams and is not part of the
 // answer; an answer the agent could not finish carries the note. A chat
 // command typed in the composer (/help) is answered by the gateway, not the model.
-import { mkdirSync } from "node:fs";
+// Files sent with an answer show as an inline image and a download.
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { langOf, texts } from "../lib/commands/texts";
@@ -99,6 +100,39 @@ async function thinkingAndUnfinished(browser: Browser, logDir: string) {
     await again.waitFor();
     const storedText = (await again.textContent()) ?? "";
     check(storedText.includes(UNFINISHED_NOTE) && !storedText.includes("checking the first airline"), "after a refresh: the note kept, no thinking");
+
+    process.stdout.write("files sent back (scripted agent)\n");
+    // A real PNG (the page itself, 40×30), so the browser has to decode it.
+    const png = await page.screenshot({ clip: { x: 0, y: 0, width: 40, height: 30 } });
+    const notes = "first line\nsecond line\n";
+    agent.reply = () => ({
+      response: "Here is the screen and the notes.",
+      attachments: [
+        { id: "e2e-shot-000001", name: "screen.png", mime: "image/png", caption: "The screen", bytes: png },
+        { id: "e2e-notes-000001", name: "notes.txt", mime: "text/plain", bytes: Buffer.from(notes) },
+      ],
+    });
+    await send(page, "send me the screen and my notes");
+    const files = page.getByTestId("message-assistant").filter({ hasText: "Here is the screen and the notes." }).getByTestId("attachment");
+    await files.first().waitFor();
+    const image = files.locator("img");
+    await page.waitForFunction(() => {
+      const img = document.querySelector<HTMLImageElement>("[data-testid=attachment] img");
+      return img !== null && img.complete && img.naturalWidth > 0;
+    });
+    check(
+      (await image.evaluate((img) => [(img as HTMLImageElement).naturalWidth, (img as HTMLImageElement).naturalHeight].join("x"))) === "40x30" &&
+        (await image.getAttribute("alt")) === "The screen",
+      "the webchat shows the image inline (decoded, 40×30, fetched through the session), its caption as alt text",
+    );
+    const link = files.locator("a[download]");
+    const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+    const downloaded = readFileSync((await download.path())!, "utf8");
+    check(download.suggestedFilename() === "notes.txt" && downloaded === notes, "any other file is a download with its name and exact bytes");
+    await page.screenshot({ path: path.join(resultsDir, "chat-files.png"), fullPage: true });
+    await page.reload();
+    await page.getByTestId("attachment").first().waitFor();
+    check((await page.getByTestId("attachment").count()) === 2, "after a refresh both files are still shown (stored with the answer)");
   } finally {
     release();
     await context.close();
