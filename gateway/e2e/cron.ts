@@ -15,7 +15,9 @@
 // created to be missed. Across a gateway restart (SIGKILL), with the first made
 // due and the second older than REMINDER_GRACE_S (in the database), the crontab
 // line run twice sends the first's text as written, once, without the model,
-// and marks the second missed without sending it; /reminders then lists neither.
+// and marks the second missed without sending it; the owner's next message
+// (/reminders, which then lists neither) is answered with the missed one's
+// notice on top, once.
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -347,7 +349,18 @@ async function main() {
       "the WhatsApp conversation stores the reminder once, as the gateway's message (model none); the missed one not at all",
     );
     const afterwards = await answerTo(await whatsapp("/reminders"));
-    check(afterwards === t.noReminders, `WhatsApp: /reminders afterwards lists neither: ${JSON.stringify(afterwards)}`);
+    // The owner's next message is where they hear of the missed one: its due time (CRON_TIMEZONE) and its words, on top.
+    const localTime = (date: Date, zone: string) =>
+      new Intl.DateTimeFormat("sv-SE", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" }).format(date);
+    const missedNotice = lang === "fr"
+      ? `⚠️ Rappel manqué (la machine était éteinte le ${localTime(lateRunAt, timeZone)}) : ${lateText}`
+      : `⚠️ Reminder missed (the machine was off at ${localTime(lateRunAt, timeZone)}): ${lateText}`;
+    check(
+      afterwards === `${missedNotice}\n\n${t.noReminders}`,
+      `WhatsApp: the next message's answer starts with the missed reminder's notice, then /reminders lists neither: ${JSON.stringify(afterwards.replace(reminderMarker, "…"))}`,
+    );
+    const onceMore = await answerTo(await whatsapp("/reminders"));
+    check(onceMore === t.noReminders, "… and the notice is told once: the next answer has none");
 
     const logs = readdirSync(logDir)
       .filter((name) => name.startsWith("gateway"))
