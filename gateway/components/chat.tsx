@@ -118,6 +118,7 @@ export function Chat() {
         if (!isShown()) return;
         if (event.type === "step") setLive((turn) => ({ ...(turn ?? emptyLiveTurn), step: event.step }));
         else if (event.type === "delta") setLive((turn) => ({ ...(turn ?? emptyLiveTurn), text: (turn?.text ?? "") + event.text }));
+        else if (event.type === "approval") setLive((turn) => ({ ...(turn ?? emptyLiveTurn), approval: event.approval }));
         else if (event.type === "thinking")
           setLive((turn) => ({ ...(turn ?? emptyLiveTurn), thinking: (turn?.thinking ?? "") + event.text }));
         else if (event.type === "final") {

@@ -1,7 +1,7 @@
 "use client";
 
 import { useEffect, useRef, useState } from "react";
-import type { AttachmentInfo, ChatMessage, StepInfo } from "@/lib/client-api";
+import { api, type ApprovalInfo, type AttachmentInfo, type ChatMessage, type StepInfo } from "@/lib/client-api";
 import { parseCronPrompt } from "@/lib/cron-prompt";
 import { Markdown } from "./markdown";
 
@@ -10,6 +10,8 @@ export interface LiveTurn {
   step: StepInfo | null;
   /** The model's hidden reasoning so far (thinking on); shown while the turn streams, never stored. */
   thinking: string;
+  /** An action waiting for the owner's approval, then its outcome. */
+  approval?: ApprovalInfo;
 }
 
 export const emptyLiveTurn: LiveTurn = { text: "", step: null, thinking: "" };
@@ -81,6 +83,43 @@ function Attachments({ files }: { files: AttachmentInfo[] }) {
   );
 }
 
+/** The agent waits to run an action: what it is, and the owner's two buttons. */
+function LiveApproval({ approval }: { approval: ApprovalInfo }) {
+  const [answer, setAnswer] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const decide = async (decision: "approve" | "deny") => {
+    setBusy(true);
+    try {
+      setAnswer((await api.decideApproval(approval.id, decision)).text);
+    } catch (error) {
+      setAnswer(error instanceof Error ? error.message : "The decision could not be sent.");
+    } finally {
+      setBusy(false);
+    }
+  };
+  const waiting = approval.state === "pending" && answer === null;
+  return (
+    <div className="max-w-[95%] rounded-xl border border-amber-400 bg-amber-50 px-3 py-2 text-sm dark:bg-amber-950" data-testid="live-approval" role="alert">
+      <p className="font-medium">Approval needed</p>
+      <pre className="my-1 whitespace-pre-wrap break-words font-mono text-xs">{approval.summary}</pre>
+      {waiting ? (
+        <div className="flex gap-2">
+          <button type="button" disabled={busy} onClick={() => void decide("approve")} className="rounded-lg bg-blue-600 px-3 py-1 text-white disabled:opacity-50">
+            Approve
+          </button>
+          <button type="button" disabled={busy} onClick={() => void decide("deny")} className="rounded-lg border border-zinc-400 px-3 py-1 disabled:opacity-50">
+            Deny
+          </button>
+        </div>
+      ) : (
+        <p className="text-xs text-zinc-600 dark:text-zinc-400" data-testid="approval-outcome">
+          {answer ?? approval.state}
+        </p>
+      )}
+    </div>
+  );
+}
+
 export function MessageList({ messages, live }: { messages: ChatMessage[]; live: LiveTurn | null }) {
   const end = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -133,6 +172,7 @@ export function MessageList({ messages, live }: { messages: ChatMessage[]; live:
         {live && (
           <div className="flex flex-col items-start gap-1" data-testid="live-turn">
             {live.thinking && <LiveThinking text={live.thinking} isWriting={live.text.length > 0} />}
+            {live.approval && <LiveApproval approval={live.approval} />}
             {/* The agent's raw output as it is written (thoughts and code); the answer replaces it. */}
             {live.text && (
               <pre

@@ -26,6 +26,10 @@ export interface AgentRequest {
   images?: string[];
   /** The chat this turn came from, signed (lib/reminders/reply-to.ts): a reminder the agent sets goes back there. */
   replyTo?: string;
+  /** The turn, signed (lib/approvals/turn-ref.ts): an approval the agent asks for names it. */
+  turnRef?: string;
+  /** false: nobody watches this turn (a scheduled one): the agent refuses what would need an approval. */
+  attended?: boolean;
   /** Aborted by /stop: the call ends at once (the agent stops its run) with a `conflict:chat` "stopped" error. */
   signal?: AbortSignal;
 }
@@ -59,6 +63,8 @@ const resultSchema = z.object({
     .default({}),
   /** Missing (an older agent): none. At most 5, as the agent's send_file allows. */
   attachments: z.array(attachmentSchema).max(5).default([]),
+  /** The approvals the run asked or refused (issue 14): `unattended` means a scheduled run could not wait for one. */
+  approvals: z.array(z.object({ tool: z.string(), decision: z.string(), waited_s: z.number().nullish() })).default([]),
 });
 export type AgentResult = z.infer<typeof resultSchema>;
 
@@ -75,9 +81,20 @@ export type AgentEvent =
   | { type: "delta"; text: string }
   /** A piece of the model's hidden reasoning (thinking on): progress only, never part of the answer. */
   | { type: "thinking"; text: string }
+  | { type: "approval"; approval: AgentApprovalEvent }
   | { type: "final"; result: AgentResult };
 
 const textSchema = z.object({ text: z.string() });
+
+/** An approval the run waits for (state pending), then its outcome: shown live in the webchat. */
+const approvalEventSchema = z.object({
+  id: z.string(),
+  tool: z.string(),
+  summary: z.string(),
+  state: z.string(),
+  expires_at: z.string().nullish(),
+});
+export type AgentApprovalEvent = z.infer<typeof approvalEventSchema>;
 
 const errorSchema = z.object({ error: z.string().optional(), code: z.string().optional() }).partial();
 
@@ -116,6 +133,8 @@ function wireBody(request: AgentRequest): string {
     ...(request.systemPrompt ? { system_prompt: request.systemPrompt } : {}),
     ...(request.images?.length ? { images: request.images } : {}),
     ...(request.replyTo ? { reply_to: request.replyTo } : {}),
+    ...(request.turnRef ? { turn_ref: request.turnRef } : {}),
+    ...(request.attended === false ? { attended: false } : {}),
   });
 }
 
@@ -252,6 +271,8 @@ export function createAgentClient({ baseUrl, apiKey, timeoutMs = AGENT_TIMEOUT_M
           } else if (event.event === "thinking") {
             const { text } = parseJson(event.data, textSchema);
             yield { type: "thinking", text };
+          } else if (event.event === "approval") {
+            yield { type: "approval", approval: parseJson(event.data, approvalEventSchema) };
           } else if (event.event === "final") {
             yield { type: "final", result: parseJson(event.data, resultSchema) };
             return;
@@ -300,9 +321,14 @@ function parseJson<T>(text: string, schema: z.ZodType<T>): T {
 
 let shared: AgentClient | undefined;
 
-/** The client configured from the environment (AGENT_URL, AGENT_API_KEY). */
+/** Approvals one run may wait for (the agent refuses more); their waits do not count against its own time limit. */
+export const MAX_APPROVALS_PER_RUN = 3;
+
+/** The client configured from the environment (AGENT_URL, AGENT_API_KEY); a run may also wait for its approvals. */
 export function agentClient(): AgentClient {
-  shared ??= createAgentClient({ baseUrl: getEnv().agentUrl, apiKey: agentApiKey() });
+  const env = getEnv();
+  const timeoutMs = AGENT_TIMEOUT_MS + MAX_APPROVALS_PER_RUN * env.approvalTimeoutMs;
+  shared ??= createAgentClient({ baseUrl: env.agentUrl, apiKey: agentApiKey(), timeoutMs });
   return shared;
 }
 

@@ -215,3 +215,10 @@ export function isSessionValid(cookie: string | undefined): boolean {
     return false;
   }
 }
+
+/** The agent's own key (AGENT_API_KEY as a bearer), or 401/503: what only the agent may call (reminders, approvals). */
+export function requireAgent(request: Request): void {
+  const key = requireSecret("AGENT_API_KEY");
+  const given = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
+  if (!given || !sameSecret(given, key)) throw new AppError("unauthorized:api", "Send the agent's AGENT_API_KEY as a bearer token.");
+}

@@ -97,11 +97,25 @@ export const api = {
     call<CronJob>(`/api/cron-jobs/${encodeURIComponent(id)}`, { method: "PATCH", body: JSON.stringify(patch) }),
   deleteCronJob: (id: string) => call<void>(`/api/cron-jobs/${encodeURIComponent(id)}`, { method: "DELETE" }),
   runCronJob: (id: string) => call<CronJob>(`/api/cron-jobs/${encodeURIComponent(id)}/run`, { method: "POST", body: "{}" }),
+  decideApproval: (id: string, decision: "approve" | "deny") =>
+    call<{ decided: boolean; text: string; state: string }>(`/api/approvals/${encodeURIComponent(id)}/decision`, {
+      method: "POST",
+      body: JSON.stringify({ decision }),
+    }),
   health: async (): Promise<HealthInfo | null> => {
     const response = await fetch("/api/health", { cache: "no-store" }).catch(() => null);
     return response ? ((await response.json().catch(() => null)) as HealthInfo | null) : null;
   },
 };
+
+/** An action the agent waits to run until the owner approves it (issue 14). */
+export interface ApprovalInfo {
+  id: string;
+  tool: string;
+  summary: string;
+  state: string;
+  expires_at?: string | null;
+}
 
 export type ChatStreamEvent =
   | { type: "start"; conversationId: string }
@@ -109,6 +123,7 @@ export type ChatStreamEvent =
   | { type: "delta"; text: string }
   /** The model's hidden reasoning: shown while the turn streams, never part of the answer. */
   | { type: "thinking"; text: string }
+  | { type: "approval"; approval: ApprovalInfo }
   /** `response` already carries the note when the agent stopped before finishing. */
   | { type: "final"; conversationId: string; response: string; model: string; finished: boolean; attachments: AttachmentInfo[] }
   | { type: "error"; error: string };
@@ -134,6 +149,7 @@ export async function sendChat(
     else if (event === "step") onEvent({ type: "step", step: payload as unknown as StepInfo });
     else if (event === "delta") onEvent({ type: "delta", text: String(payload.text ?? "") });
     else if (event === "thinking") onEvent({ type: "thinking", text: String(payload.text ?? "") });
+    else if (event === "approval") onEvent({ type: "approval", approval: payload as unknown as ApprovalInfo });
     else if (event === "final")
       onEvent({
         type: "final",

@@ -75,6 +75,8 @@ const schema = z.object({
     .transform((url) => url.replace(/\/+$/, ""))
     .optional(),
   ATTACHMENT_LINK_TTL_S: seconds(60, 30 * 24 * 3600).default(24 * 3600),
+  // How long a side-effect call waits for the owner's /approve (the agent reads the same variable).
+  APPROVAL_TIMEOUT_S: seconds(10, 24 * 3600).default(600),
   TURN_RETRY_BASE_S: seconds(0.1, 3600).default(30),
   TURN_MAX_ATTEMPTS: z.coerce
     .number({ error: "must be a whole number" })
@@ -161,6 +163,8 @@ export interface Env {
   nextcloud: NextcloudEnv;
   reminders: RemindersEnv;
   attachments: AttachmentsEnv;
+  /** How long an approval waits for the owner before it counts as denied. */
+  approvalTimeoutMs: number;
   turns: TurnEnv;
 }
 
@@ -213,6 +217,7 @@ export function parseEnv(raw: Record<string, string | undefined>): Env {
     nextcloud: { baseUrl: env.NEXTCLOUD_BASE_URL, allowedUsers: env.NEXTCLOUD_ALLOWED_USERS },
     reminders: { max: env.REMINDERS_MAX, graceMs: Math.round(env.REMINDER_GRACE_S * 1000) },
     attachments: { publicBaseUrl: env.PUBLIC_BASE_URL, linkTtlMs: Math.round(env.ATTACHMENT_LINK_TTL_S * 1000) },
+    approvalTimeoutMs: Math.round(env.APPROVAL_TIMEOUT_S * 1000),
     turns: {
       retryBaseMs: Math.round(env.TURN_RETRY_BASE_S * 1000),
       maxAttempts: env.TURN_MAX_ATTEMPTS,

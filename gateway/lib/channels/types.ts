@@ -89,6 +89,11 @@ export interface Channel {
   markRead?(externalId: string): Promise<void>;
   /** An inbound image as plain base64, for the agent. */
   downloadImage?(mediaId: string): Promise<{ data: string; mimeType: string }>;
+  /**
+   * A question with choices the owner taps (an approval), where the channel has buttons. A tapped
+   * choice comes back as an inbound text message whose text is the choice's `id` (a command).
+   */
+  ask?(question: { channelId: string; conversationId: string; text: string; choices: { id: string; title: string }[] }): Promise<void>;
   /** The fixed answer to a message the agent cannot take (a voice note), in the persona's language (`fr`, `en`…). */
   cannedReply?(kind: NonNullable<InboundMessage["kind"]>, lang: string): string | undefined;
 }

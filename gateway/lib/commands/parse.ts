@@ -2,7 +2,7 @@
 // answered by the gateway itself, never by the model. Anything else that starts
 // with "/" (a path such as /etc/hosts) is an ordinary message.
 
-export const commandNames = ["help", "new", "model", "stop", "status", "reminders", "cancel"] as const;
+export const commandNames = ["help", "new", "model", "stop", "status", "reminders", "cancel", "approve", "deny"] as const;
 export type CommandName = (typeof commandNames)[number];
 
 export interface Command {

@@ -1,5 +1,6 @@
 import "server-only";
 import type { AgentClient, AgentModels } from "../agent-client";
+import { decideInChat } from "../approvals/service";
 import { nextRunOf } from "../cron-schedule";
 import { createConversation, getConversationById, setConversationModel } from "../db/conversations";
 import { deleteCronJobById, listCronJobsByThread } from "../db/cron-jobs";
@@ -106,6 +107,10 @@ const handlers: Record<CommandName, Handler> = {
     await deleteCronJobById({ id: job.id });
     return t.cancelled(job.name);
   },
+
+  // An action the agent waits to run (lib/approvals/): the one waiting in this chat, or the one named by its id.
+  approve: async (arg, { channel, channelId, lang }) => decideInChat({ channel, channelId, hint: arg.split(/\s+/)[0], lang }, "approved"),
+  deny: async (arg, { channel, channelId, lang }) => decideInChat({ channel, channelId, hint: arg.split(/\s+/)[0], lang }, "denied"),
 };
 
 /** The command's answer, in the persona's language. */

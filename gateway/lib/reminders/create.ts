@@ -1,10 +1,9 @@
 import "server-only";
 import { Cron } from "croner";
 import { z } from "zod";
-import { sameSecret } from "../auth";
 import { checkSchedule, nextFireTime } from "../cron-schedule";
 import { countActiveReminders, createCronJob, getCronJobByName } from "../db/cron-jobs";
-import { getEnv, requireSecret } from "../env";
+import { getEnv } from "../env";
 import { AppError } from "../errors";
 import { logger } from "../logger";
 import { threadOf } from "./reply-to";
@@ -36,13 +35,6 @@ const LOCAL_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?$/;
 export function localTime(date: Date, timeZone: string): string {
   const parts = new Intl.DateTimeFormat("sv-SE", { timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
   return parts.format(date);
-}
-
-/** The agent's own key, or 401/503: nothing else may set reminders. */
-export function requireAgent(request: Request): void {
-  const key = requireSecret("AGENT_API_KEY");
-  const given = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
-  if (!given || !sameSecret(given, key)) throw new AppError("unauthorized:api", "Send the agent's AGENT_API_KEY as a bearer token.");
 }
 
 const refuse = (message: string) => new AppError("bad_request:api", message);

@@ -1,5 +1,7 @@
 import "server-only";
 import type { AgentClient, AgentRequest, AgentResult } from "../agent-client";
+import { approvalTexts } from "../approvals/texts";
+import { turnRefFor } from "../approvals/turn-ref";
 import { attachmentNotes } from "../attachments/notes";
 import { fetchAttachments, outboundAttachments } from "../attachments/store";
 import type { Channel, ChannelName, OutboundAttachment } from "../channels/types";
@@ -13,6 +15,7 @@ import { parseCommand } from "../commands/parse";
 import { runCommand } from "../commands/run";
 import { langOf } from "../commands/texts";
 import { parseCronPrompt } from "../cron-prompt";
+import { closeApprovalsOfTurn, countApprovalsOfTurn } from "../db/approvals";
 import { addNotice } from "../db/notices";
 import { pendingNoticesFor } from "../reminders/notices";
 import { replyToFor } from "../reminders/reply-to";
@@ -44,7 +47,7 @@ export interface AttemptDeps {
   stops: Stops;
 }
 
-type Answer = Pick<AgentResult, "response" | "model" | "steps" | "finished" | "attachments"> & { historyLength: number };
+type Answer = Pick<AgentResult, "response" | "model" | "steps" | "finished" | "attachments" | "approvals"> & { historyLength: number };
 
 /** What the webchat shows of a file: everything but its bytes. */
 const attachmentView = ({ id, name, mime, size, caption }: OutboundAttachment) => ({ id, name, mime, size, caption });
@@ -142,11 +145,13 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     const persona = personaFrom(await getSettings());
     const channel = channelOf(turn);
     const fixed = await answerWithoutAgent(turn, persona.persona_lang);
-    if (fixed !== undefined) return { response: fixed, model: "none", steps: 0, finished: true, attachments: [], historyLength: 0 };
+    if (fixed !== undefined) return { response: fixed, model: "none", steps: 0, finished: true, attachments: [], approvals: [], historyLength: 0 };
     const image = turn.mediaId && channel?.downloadImage ? await channel.downloadImage(turn.mediaId) : undefined;
     const history = await getHistory({ conversationId: turn.conversationId });
     // A scheduled job's turn has nobody to answer a reminder to: no reference, so the agent refuses to set one.
     const replyTo = isScheduled(turn) ? undefined : replyToFor({ channel: turn.channel, channelId: turn.conversation.channelId });
+    // The turn's reference, for the approvals the agent may ask; a scheduled turn has nobody to ask.
+    const turnRef = turnRefFor(turn.id);
     const result = await callAgent(turn, {
       message: turn.userMessage.content,
       history,
@@ -154,6 +159,8 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
       systemPrompt: buildSystemPrompt(persona),
       ...(image ? { images: [image.data] } : {}),
       ...(replyTo ? { replyTo } : {}),
+      ...(turnRef ? { turnRef } : {}),
+      ...(isScheduled(turn) ? { attended: false } : {}),
     });
     return { ...result, historyLength: history.length };
   }
@@ -175,7 +182,14 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
       const lang = langOf(personaFrom(await getSettings()).persona_lang);
       // The owner's message, not a scheduled one, is where they hear of this chat's missed or undelivered reminders.
       const notices = isScheduled(turn) ? { ids: [], lines: [] } : await pendingNoticesFor({ channel: turn.channel, channelId: turn.conversation.channelId }, lang);
-      const response = [...notices.lines, answerText(result.response, result.finished), ...missing.map(attachmentNotes[lang].unavailable)].join("\n\n");
+      // A scheduled run cannot wait for the owner: what it was refused for that is said in its result.
+      const unattended = [...new Set(result.approvals.filter((a) => a.decision === "unattended").map((a) => a.tool))];
+      const response = [
+        ...notices.lines,
+        answerText(result.response, result.finished),
+        ...missing.map(attachmentNotes[lang].unavailable),
+        ...(unattended.length > 0 ? [approvalTexts[lang].notRun(unattended)] : []),
+      ].join("\n\n");
       const saved = await saveAnswer({ turnId: turn.id, content: response, model: result.model, files, noticeIds: notices.ids });
       const attachments = await outboundAttachments(saved.answerMessageId);
       logger.info("turn.answered", {
@@ -200,9 +214,15 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     } catch (caught) {
       // An unexpected error inside the gateway may clear (a full disk, a locked file): a channel's
       // turn is tried again like any retryable failure, and fails with the reason after the last attempt.
-      const error = isAppError(caught)
+      let error = isAppError(caught)
         ? caught
         : new AppError("internal:chat", "The turn failed inside the gateway; see its logs.", { cause: caught, detail: { retryable: true } });
+      // The agent went away while this turn had asked for an approval: it is never run again with its side effects.
+      if (error.surface === "agent" && !error.detail.stopped && (await countApprovalsOfTurn({ turnId: turn.id }).catch(() => 0)) > 0) {
+        await closeApprovalsOfTurn({ turnId: turn.id });
+        const lang = langOf(personaFrom(await getSettings()).persona_lang);
+        error = new AppError("upstream:agent", approvalTexts[lang].agentLost, { cause: caught, detail: { agentCode: error.code } });
+      }
       const state = await settleFailure(turn, error, "received").catch(() => "failed" as const);
       logger.warn("turn.failed", {
         ...meta,

@@ -1,4 +1,4 @@
-import type { AgentStep } from "../agent-client";
+import type { AgentApprovalEvent, AgentStep } from "../agent-client";
 import type { AppError } from "../errors";
 import { errorMeta, logger } from "../logger";
 
@@ -11,6 +11,8 @@ export type TurnEvent =
   | { type: "delta"; text: string }
   /** The model's hidden reasoning, for the webchat's live view only: never stored, sent to a channel or logged. */
   | { type: "thinking"; text: string }
+  /** An action waiting for the owner's approval (the webchat shows Approve and Deny), then its outcome. */
+  | { type: "approval"; approval: AgentApprovalEvent }
   | {
       type: "final";
       conversationId: string;

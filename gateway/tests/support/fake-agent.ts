@@ -38,6 +38,8 @@ export interface FakeReply {
   holdAfterThinking?: Promise<unknown>;
   /** Files attached to the answer (send_file): listed in the final object, their bytes at GET /files/{id}. */
   attachments?: FakeFile[];
+  /** The approvals the run asked or refused, as the final object lists them. */
+  approvals?: { tool: string; decision: string; waited_s?: number }[];
 }
 
 export interface FakeFile {
@@ -88,6 +90,7 @@ function result(body: RunBody, reply: FakeReply) {
     ...(reply.legacy ? {} : { finished: reply.finished ?? true }),
     duration_ms: reply.delayMs ?? 0,
     usage: { input_tokens: 10, output_tokens: 5 },
+    approvals: reply.approvals ?? [],
     attachments: (reply.attachments ?? []).map(({ id, name, mime, caption, bytes }) => ({ id, name, mime, size: bytes.byteLength, caption: caption ?? null })),
   };
 }

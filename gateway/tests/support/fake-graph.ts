@@ -52,6 +52,13 @@ export interface SentMedia {
   filename?: string;
 }
 
+/** An interactive message with reply buttons Graph accepted. */
+export interface SentButtons {
+  to: string;
+  body: string;
+  buttons: { id: string; title: string }[];
+}
+
 export interface FakeGraph {
   url: string;
   requests: GraphRequest[];
@@ -65,6 +72,8 @@ export interface FakeGraph {
   uploads: Upload[];
   /** Image and document messages accepted, in order. */
   sentMedia: SentMedia[];
+  /** Interactive reply-button messages accepted, in order. */
+  sentButtons: SentButtons[];
   /** Answers for the next message sends (text or media), one per request; null lets that one through. */
   failNext(...failures: (GraphFailure | null)[]): void;
   /**
@@ -113,6 +122,7 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
     reads: [],
     uploads: [],
     sentMedia: [],
+    sentButtons: [],
     failNext: (...more) => void failures.push(...more),
     failTo: (to, failure, allow = 0) => void (failure ? failingTo.set(to, { failure, allow }) : failingTo.delete(to)),
     holdReads: (until) => void (readsHeld = until),
@@ -258,6 +268,27 @@ export async function startFakeGraph(options: { accessToken: string; phoneNumber
         ...(typeof media.caption === "string" ? { caption: media.caption } : {}),
         ...(typeof media.filename === "string" ? { filename: media.filename } : {}),
       });
+      return json(200, { messaging_product: "whatsapp", contacts: [{ input: body.to, wa_id: body.to }], messages: [{ id: `wamid.${randomBytes(24).toString("base64")}` }] });
+    }
+
+    if (body.type === "interactive") {
+      // Meta's rules for reply buttons: 1 to 3, unique ids of at most 256 characters, titles of at most 20, a body of at most 1024.
+      const interactive = isRecord(body.interactive) ? body.interactive : undefined;
+      const bodyText = isRecord(interactive?.body) ? interactive.body.text : undefined;
+      const action = isRecord(interactive?.action) ? interactive.action : undefined;
+      const raw = Array.isArray(action?.buttons) ? action.buttons : [];
+      const buttons = raw.map((b) => (isRecord(b) && b.type === "reply" && isRecord(b.reply) ? b.reply : undefined));
+      if (typeof body.to !== "string" || !/^\d+$/.test(body.to)) return invalid("(#100) Invalid parameter to");
+      if (interactive?.type !== "button" || typeof bodyText !== "string" || !bodyText || bodyText.length > 1024) {
+        return invalid("(#100) Param interactive['body']['text'] is required and at most 1024 characters.");
+      }
+      if (buttons.length < 1 || buttons.length > 3 || buttons.some((b) => typeof b?.id !== "string" || typeof b.title !== "string" || b.id.length > 256 || b.title.length > 20 || !b.title)) {
+        return invalid("(#100) Invalid parameter interactive['action']['buttons']");
+      }
+      const ids = buttons.map((b) => String(b!.id));
+      if (new Set(ids).size !== ids.length) return invalid("(#100) Button ids must be unique.");
+      if (answeredScriptedFailure(body.to)) return;
+      fake.sentButtons.push({ to: body.to, body: bodyText, buttons: buttons.map((b) => ({ id: String(b!.id), title: String(b!.title) })) });
       return json(200, { messaging_product: "whatsapp", contacts: [{ input: body.to, wa_id: body.to }], messages: [{ id: `wamid.${randomBytes(24).toString("base64")}` }] });
     }
 

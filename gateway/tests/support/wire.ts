@@ -73,6 +73,16 @@ export const textMessage = (from: string, id: string, body: string, timestamp = 
   text: { body },
 });
 
+/** A tapped reply button, as Meta delivers it: an `interactive` message with `button_reply` and the message it answers. */
+export const buttonReply = (from: string, id: string, button: { id: string; title: string }, repliesTo = "wamid.asked"): WhatsAppTestMessage => ({
+  from,
+  id,
+  timestamp: "1749416399",
+  type: "interactive",
+  context: { from: "15550001111", id: repliesTo },
+  interactive: { type: "button_reply", button_reply: button },
+});
+
 /** A Talk "Create" note; `object.content` is itself JSON, encoded a second time. */
 export function talkMessage(options: {
   id: string;

@@ -1,5 +1,6 @@
 import { readJson, route } from "@/lib/http";
-import { createReminder, reminderSchema, requireAgent } from "@/lib/reminders/create";
+import { requireAgent } from "@/lib/auth";
+import { createReminder, reminderSchema } from "@/lib/reminders/create";
 
 // The agent's schedule_message tool: a reminder for the chat its turn came from
 // (the turn's reply_to). Bearer AGENT_API_KEY; 201 with the short id and the

@@ -33,6 +33,9 @@ function toSse(event: TurnEvent): Uint8Array | undefined {
       return encodeSse("step", event.step);
     case "delta":
       return encodeSse("delta", { text: event.text });
+    case "approval":
+      // An action waiting for the owner: the live view shows it with Approve and Deny (POST /api/approvals/<id>/decision).
+      return encodeSse("approval", event.approval);
     case "thinking":
       // Progress for the live view only; the stored answer never contains it.
       return encodeSse("thinking", { text: event.text });

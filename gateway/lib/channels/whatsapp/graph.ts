@@ -70,6 +70,11 @@ export interface WhatsAppClient {
    * caption; resolves with the wamid. An upload left unsent by a crash is simply uploaded again (Meta drops it).
    */
   sendMedia(to: string, media: OutgoingMedia): Promise<string>;
+  /**
+   * An interactive message with up to 3 reply buttons (`{id, title}`: id ≤ 256 characters, title ≤ 20); a tap
+   * comes back as an `interactive` message whose `button_reply.id` is the button's id. Resolves with the wamid.
+   */
+  sendButtons(to: string, text: string, buttons: { id: string; title: string }[]): Promise<string>;
 }
 
 /** The parts a text is sent in: WhatsApp's formatting, at most WHATSAPP_TEXT_LIMIT characters each. */
@@ -262,6 +267,23 @@ export function createWhatsAppClient(config: WhatsAppClientConfig): WhatsAppClie
       const text = caption?.trim().slice(0, WHATSAPP_CAPTION_LIMIT);
       const media = { id: uploaded.data.id, ...(text ? { caption: text } : {}), ...(kind === "document" ? { filename: name } : {}) };
       const payload = { messaging_product: "whatsapp", recipient_type: "individual", to: to.replace(/^\+/, ""), type: kind, [kind]: media };
+      const answer = await withRetry(() => json(messagesUrl, { method: "POST", body: payload }));
+      return sentSchema.safeParse(answer).data?.messages[0]?.id ?? "";
+    },
+
+    async sendButtons(to, text, buttons) {
+      const body = markdownToWhatsApp(text).slice(0, WHATSAPP_CAPTION_LIMIT);
+      const payload = {
+        messaging_product: "whatsapp",
+        recipient_type: "individual",
+        to: to.replace(/^\+/, ""),
+        type: "interactive",
+        interactive: {
+          type: "button",
+          body: { text: body },
+          action: { buttons: buttons.slice(0, 3).map(({ id, title }) => ({ type: "reply", reply: { id: id.slice(0, 256), title: title.slice(0, 20) } })) },
+        },
+      };
       const answer = await withRetry(() => json(messagesUrl, { method: "POST", body: payload }));
       return sentSchema.safeParse(answer).data?.messages[0]?.id ?? "";
     },

@@ -77,6 +77,9 @@ export function createWhatsAppChannel(client: WhatsAppClient, template?: WhatsAp
         await message.onChunkSent?.(textParts + index + 1);
       }
     },
+    async ask({ channelId, text, choices }) {
+      await client.sendButtons(channelId, text, choices);
+    },
     markRead: (wamid) => client.markRead(wamid),
     async downloadImage(mediaId) {
       const { bytes, mimeType } = await client.downloadMedia(mediaId);

@@ -83,6 +83,9 @@ const messageSchema = z.object({
 });
 const textSchema = z.object({ text: z.object({ body: z.string() }) });
 const mediaSchema = z.object({ id: z.string().min(1), mime_type: optionalString, caption: optionalString });
+const buttonReplySchema = z.object({
+  interactive: z.object({ type: z.literal("button_reply"), button_reply: z.object({ id: z.string().min(1).max(256), title: z.string().max(20) }) }),
+});
 const imageSchema = z.object({ image: mediaSchema });
 const audioSchema = z.object({ audio: mediaSchema });
 
@@ -119,6 +122,12 @@ function parseMessage(raw: unknown, contacts: unknown[], phoneNumberId: string |
     if (!audio.success) return ignore("malformed");
     const { id, mime_type } = audio.data.audio;
     content = { kind: "voice", text: "", media: { id, mimeType: mime_type ?? "audio/ogg", caption: "" } };
+  } else if (message.type === "interactive") {
+    // A tapped reply button (an approval's Approve or Deny): its id is the command it stands for.
+    const reply = buttonReplySchema.safeParse(raw);
+    if (!reply.success) return ignore("unsupported_type");
+    const { id, title } = reply.data.interactive.button_reply;
+    content = { kind: "text", text: id.startsWith("/") ? id : title };
   } else {
     return ignore("unsupported_type");
   }
