@@ -17,7 +17,8 @@
 // line run twice sends the first's text as written, once, without the model,
 // and marks the second missed without sending it; the owner's next message
 // (/reminders, which then lists neither) is answered with the missed one's
-// notice on top, once.
+// notice on top, once. Then, with Meta refusing free-form messages (131047) and
+// WHATSAPP_TEMPLATE_NAME set, a due reminder goes out once through the template.
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -361,6 +362,39 @@ async function main() {
     );
     const onceMore = await answerTo(await whatsapp("/reminders"));
     check(onceMore === t.noReminders, "… and the notice is told once: the next answer has none");
+
+    process.stdout.write("outside WhatsApp's 24-hour window, through the template\n");
+    const templateText = `Rendez-vous dentiste\n- apporter la carte ${reminderMarker}`;
+    const templated = await remind(templateText, new Date(Date.now() + 10 * 60_000));
+    await killService(gateway);
+    gateway = await startGateway({
+      ...gatewayOptions,
+      env: { ...gatewayOptions.env, WHATSAPP_TEMPLATE_NAME: "claw_reminder", WHATSAPP_TEMPLATE_LANG: "fr" },
+      databaseUrl: gateway.databaseUrl,
+      name: "gateway-template",
+    });
+    const dueAgain = new Database(gateway.databaseUrl.replace(/^file:/, ""));
+    dueAgain.prepare(`UPDATE "CronJob" SET runAt = ? WHERE id = ?`).run(new Date(Date.now() - 5_000).toISOString().replace("Z", "+00:00"), templated.job!.id);
+    dueAgain.close();
+    // Meta refuses free-form messages to this owner now: the last message was more than 24 hours ago.
+    graph.failTo(owner, { code: 131047, message: "(#131047) Re-engagement message" });
+    const textsBefore = graph.sent.length;
+    check((await runCrontabLine(line)) === 0 && (await runCrontabLine(line)) === 0, "the crontab line, twice");
+    await waitFor("the template message", () => graph.templates.length >= 1);
+    await sleep(1_000);
+    graph.failTo(owner, undefined);
+    const [template] = graph.templates;
+    check(
+      graph.templates.length === 1 &&
+        template?.to === owner &&
+        template.name === "claw_reminder" &&
+        template.lang === "fr" &&
+        JSON.stringify(template.params) === JSON.stringify([`Rendez-vous dentiste · - apporter la carte ${reminderMarker}`]) &&
+        graph.sent.length === textsBefore,
+      "refused with 131047, the reminder goes out once through WHATSAPP_TEMPLATE_NAME, its text as the one body parameter on one line; no free-form message",
+    );
+    const templatedJob = (await listedJobs()).find((j) => j.id === templated.job!.id);
+    check(templatedJob?.lastStatus === "ok", `GET /api/cron-jobs: that run is ok (${templatedJob?.lastStatus})`);
 
     const logs = readdirSync(logDir)
       .filter((name) => name.startsWith("gateway"))
