@@ -12,7 +12,7 @@ from smolagents import ActionStep, CodeAgent, FinalAnswerStep
 from smolagents.utils import AgentMaxStepsError
 
 from errors import ServiceError
-from events import AgentEvent, DeltaEvent, ErrorEvent, FinalEvent, StepEvent, ThinkingEvent
+from events import AgentEvent, ApprovalEvent, DeltaEvent, ErrorEvent, FinalEvent, StepEvent, ThinkingEvent
 from redact import Redactor
 
 OBSERVATION_PREVIEW_CHARS = 600
@@ -51,6 +51,13 @@ class EventStream:
     def thinking(self, text: str) -> None:
         if not self._cancel.is_set() and (clean := self._thoughts.feed(text)):
             self._emit(ThinkingEvent(clean))
+
+    def approval(self, event: ApprovalEvent) -> None:
+        """An approval asked or decided (approvals.py), from the thread running the agent's code while the run's
+        own thread waits for that code: after the text the model wrote before it."""
+        if not self._cancel.is_set():
+            self._flush()
+            self._emit(event)
 
     def item(self, item: object, agent: CodeAgent) -> None:
         """One item of `agent.run(stream=True)`: a step, the final answer, or an item of no interest to the owner."""

@@ -44,7 +44,25 @@ class FinalEvent:
     # The files sent with the answer (send_file): {"id", "name", "mime", "size", "caption"} each, fetched with
     # GET /files/{id}; always present, [] when none.
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    # The owner's approvals this run needed (approvals.py): {"tool", "decision", "waited_s"} each, decision one of
+    # approved, denied, expired, unattended, console, limit, repeated, error; always present, [] when none.
+    approvals: list[dict[str, Any]] = field(default_factory=list)
     name: str = field(default="final", init=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ApprovalEvent:
+    """A side effect waiting for the owner (state "pending"), then decided (approved, denied, expired, executed).
+
+    `id` and `expires_at` are the gateway's; `summary` is the tool and its arguments, secrets redacted, shortened.
+    """
+
+    id: str
+    tool: str
+    summary: str
+    state: str
+    expires_at: str
+    name: str = field(default="approval", init=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,7 @@ class ErrorEvent:
         return cls(error=exc.message, code=exc.code, status=exc.status)
 
 
-AgentEvent = StepEvent | DeltaEvent | ThinkingEvent | FinalEvent | ErrorEvent
+AgentEvent = StepEvent | DeltaEvent | ThinkingEvent | ApprovalEvent | FinalEvent | ErrorEvent
 
 
 def event_payload(event: AgentEvent) -> dict[str, Any]:

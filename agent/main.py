@@ -186,6 +186,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             image_paths=paths,
             request_id=request_id_var.get(),
             reply_to=body.reply_to or None,
+            turn_ref=body.turn_ref or None,
+            attended=body.attended,
         )
 
     def log_outcome(event: AgentEvent, model: str) -> None:
@@ -198,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "duration_ms": event.duration_ms,
                     "status": "ok",
                     "attachments": len(event.attachments),
+                    "approvals": len(event.approvals),
                     **event.usage,
                 },
             )

@@ -15,6 +15,7 @@ from typing import Any
 
 from smolagents import ActionStep, CodeAgent, Tool
 
+from approvals import IMAGE_IN_CHAT, GatewayApprover, GuardedTool, RunApprovals, install_guards
 from claw_agent import ClawAgent, NoModel, bound_step, build_agent
 from context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, estimate_tokens
 from errors import ServiceError, run_timeout
@@ -27,7 +28,7 @@ from model_router import ModelRegistry, ResolvedModel
 from outbox import Outbox
 from redact import RedactedTool, redact_step
 from settings import Settings
-from tools.run_context import RunContext, bind_to_run
+from tools.run_context import RunContext, bind_to_run, run_context
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ class RunRequest:
     request_id: str | None = None
     # The chat the turn came from (opaque, from the gateway), for schedule_message; never logged, so not in repr.
     reply_to: str | None = field(default=None, repr=False)
+    # The gateway's signed reference of the turn, which approvals are asked under (approvals.py); None from the
+    # console and in tests, where nothing can be asked. Never logged.
+    turn_ref: str | None = field(default=None, repr=False)
+    # False: a scheduled turn nobody watches, whose side effects cannot wait for the owner's approval.
+    attended: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,9 +68,13 @@ class AgentRunner:
         self._settings = settings
         self._registry = registry
         self._redactor = settings.redactor
-        self._tools: list[Tool] = [RedactedTool(tool, self._redactor) for tool in tools]
+        # Each tool's output redacted, and its calls under the run's approvals (approvals.py).
+        self._tools: list[Tool] = [GuardedTool(RedactedTool(tool, self._redactor)) for tool in tools]
         self._tool_names = {tool.name for tool in self._tools} | {"final_answer"}
         self._model_factory = model_factory
+        # Asks the owner through the gateway; the guards under the agent's own code go in once per process.
+        self._approver = GatewayApprover(settings.gateway_url, settings.api_key, settings.approval_timeout_s)
+        install_guards()
         # The files runs send back (send_file), until the gateway fetches them with GET /files/{id}.
         self.outbox = outbox or Outbox(
             settings.readable_dirs,
@@ -163,20 +173,21 @@ class AgentRunner:
         persona = prepared.request.system_prompt
         return build_agent(self._settings, tools, model, persona, [bound, stop_if_cancelled]), task
 
-    def _start(self, prepared: PreparedRun, cancel: threading.Event, emit: Callable[[AgentEvent | None], None]) -> None:
+    def _start(
+        self, prepared: PreparedRun, cancel: threading.Event, emit: Callable[[AgentEvent | None], None]
+    ) -> RunApprovals:
         """Run the agent in a thread of its own, handing `emit` each event as it happens, then None once it has ended.
 
         The one bridge between the agent and its consumer: model deltas arrive through a callback in the middle of a
-        step, steps through smolagents' stream, and all reach `emit` from this thread, in order.
+        step, steps through smolagents' stream, approvals from the code's thread while this one waits for it, and
+        all reach `emit` in order. Returns the run's approvals (its time spent waiting for the owner moves the deadline).
         """
-        # One context per run: the tools read it (reply_to, the outbox) and fill it (the files sent back), and the
-        # final event lists those files.
-        context = RunContext(reply_to=prepared.request.reply_to, outbox=self.outbox)
+        request = prepared.request
 
         def emit_with_files(event: AgentEvent) -> None:
-            if isinstance(event, FinalEvent) and context.attachments:
+            if isinstance(event, FinalEvent):
                 files = [self._redacted_wire(entry.wire()) for entry in context.attachments]
-                event = replace(event, attachments=files)
+                event = replace(event, attachments=files, approvals=list(approvals.asked))
             emit(event)
 
         stream = EventStream(
@@ -187,22 +198,40 @@ class AgentRunner:
             emit_with_files,
             partial(run_failure, resolved=prepared.resolved, settings=self._settings),
         )
-        persona = prepared.request.system_prompt
+        approvals = RunApprovals(
+            mode=self._settings.approval_mode,
+            timeout_s=self._settings.approval_timeout_s,
+            redactor=self._redactor,
+            approver=self._approver,
+            turn_ref=request.turn_ref,
+            attended=request.attended,
+            cancel=cancel,
+            emit=stream.approval,
+        )
+        if request.image_paths:  # an image sent in the chat is outside content from the start
+            approvals.mark_outside(IMAGE_IN_CHAT)
+        # One context per run: the tools read it (reply_to, the outbox, the approvals) and fill it (the files sent
+        # back, the approvals asked), and the final event lists those.
+        context = RunContext(reply_to=request.reply_to, outbox=self.outbox, approvals=approvals)
+        persona = request.system_prompt
 
         def drive() -> None:
-            try:
-                agent, task = self._build_agent(prepared, stream, cancel, context)
-                self.on_model_used(persona)
-                for item in agent.run(task, stream=True, reset=True):
-                    stream.item(item, agent)
-            except BaseException as exc:  # mapped to what the owner may see
-                stream.fail(exc)
-            finally:
-                self.on_model_used(persona)
-                stream.end()
-                emit(None)
+            # The run's context for the whole run in this thread; smolagents' code worker starts from a copy of it.
+            with run_context(context):
+                try:
+                    agent, task = self._build_agent(prepared, stream, cancel, context)
+                    self.on_model_used(persona)
+                    for item in agent.run(task, stream=True, reset=True):
+                        stream.item(item, agent)
+                except BaseException as exc:  # mapped to what the owner may see
+                    stream.fail(exc)
+                finally:
+                    self.on_model_used(persona)
+                    stream.end()
+                    emit(None)
 
         threading.Thread(target=drive, name="agent-steps", daemon=True).start()
+        return approvals
 
     def _redacted_wire(self, wire: dict[str, Any]) -> dict[str, Any]:
         """A file's entry as the owner sees it: its name and caption cleaned of secrets like the answer."""
@@ -229,8 +258,9 @@ class AgentRunner:
     async def aevents(self, prepared: PreparedRun, timeout_s: float) -> AsyncGenerator[AgentEvent, None]:
         """The same events for asyncio: the agent runs in its own thread, at most AGENT_MAX_CONCURRENCY at once.
 
-        The run is bounded by `timeout_s` (waiting for a slot included). When the consumer goes away or the time
-        runs out, the run is told to stop at its next step; its slot is freed only when its thread really ends.
+        The run is bounded by `timeout_s` (waiting for a slot included), not counting the time it spent waiting for
+        the owner's approval. When the consumer goes away or the time runs out, the run is told to stop at its next
+        step; its slot is freed only when its thread really ends.
         """
         loop = asyncio.get_running_loop()
         if self._slots is None:
@@ -254,11 +284,15 @@ class AgentRunner:
             except TimeoutError:
                 yield ErrorEvent.of(run_timeout(timeout_s))
                 return
-            self._start(prepared, cancel, emit)
+            approvals = self._start(prepared, cancel, emit)
             while True:
+                # The deadline moves later by the time spent waiting for the owner; during a wait it stands still.
+                left = deadline + approvals.paused_s() - loop.time()
                 try:
-                    event = await asyncio.wait_for(items.get(), max(0.0, deadline - loop.time()))
+                    event = await asyncio.wait_for(items.get(), max(left, 0.5 if approvals.clock.waiting else 0.0))
                 except TimeoutError:
+                    if approvals.clock.waiting or deadline + approvals.paused_s() > loop.time():
+                        continue
                     yield ErrorEvent.of(run_timeout(timeout_s))
                     return
                 if event is None:

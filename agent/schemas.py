@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_MESSAGE_CHARS = 32_000
 MAX_IMAGES = 5
 MAX_REPLY_TO_CHARS = 1000
+MAX_TURN_REF_CHARS = 1000
 
 
 class ErrorBody(BaseModel):
@@ -39,6 +40,10 @@ class RunBody(BaseModel):
     images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)
     # Opaque name of the chat the turn came from, for schedule_message; the gateway sends none for cron turns.
     reply_to: str | None = Field(default=None, max_length=MAX_REPLY_TO_CHARS, repr=False)
+    # The gateway's signed, opaque reference of the turn, under which approvals are asked (approvals.py); never logged.
+    turn_ref: str | None = Field(default=None, max_length=MAX_TURN_REF_CHARS, repr=False)
+    # False: a scheduled turn nobody watches, whose side effects are refused rather than waiting for the owner.
+    attended: bool = True
 
     @field_validator("message")
     @classmethod

@@ -7,7 +7,7 @@ import os
 import re
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -88,8 +88,13 @@ class Settings(BaseSettings):
     zai_model_reason: str = "glm-4.7"
 
     searxng_url: str = "http://127.0.0.1:8888"
-    # The gateway's own API (schedule_message creates reminders there, with AGENT_API_KEY as a bearer).
+    # The gateway's own API (schedule_message creates reminders there, approvals.py asks the owner there), with
+    # AGENT_API_KEY as a bearer.
     gateway_url: str = "http://127.0.0.1:3000"
+    # approvals.py: when a side effect waits for the owner's approval (untrusted: after outside content entered the
+    # turn; always; off), and how long the gateway waits for the answer (it reads APPROVAL_TIMEOUT_S too).
+    approval_mode: Literal["untrusted", "always", "off"] = "untrusted"
+    approval_timeout_s: float = Field(default=600, gt=0)
     files_allowed_dirs: CommaList = [str(REPO_ROOT / "data" / "files")]
     screenshot_dir: Path = REPO_ROOT / "data" / "screenshots"
     media_dir: Path = REPO_ROOT / "data" / "media"
@@ -119,6 +124,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("approval_mode", mode="before")
+    @classmethod
+    def _lower_mode(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("agent_tools")
     @classmethod

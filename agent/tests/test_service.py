@@ -63,7 +63,7 @@ def test_run_returns_the_final_answer_with_its_metadata(service: Service, fake_o
     assert body["steps"] == 1
     assert body["duration_ms"] >= 0
     assert body["usage"]["input_tokens"] > 0 and body["usage"]["output_tokens"] > 0
-    assert body["attachments"] == []
+    assert body["attachments"] == [] and body["approvals"] == []
     sent = chat_requests(fake_ollama)[-1]["body"]
     assert sent["model"] == "qwen3:8b"
     assert sent["options"]["num_ctx"] == 8192
@@ -207,6 +207,64 @@ def test_a_turn_without_a_chat_cannot_set_a_reminder(
     assert step["tool_calls"][0]["name"] == "schedule_message"
     assert "ERROR: reminders can only be set from a chat" in step["observation"]
     assert fake_gateway.reminders() == []
+
+
+def test_a_side_effect_after_a_web_search_waits_for_the_owner_in_the_stream(
+    service: Service, fake_ollama: FakeOllama, fake_searxng: FakeSearxng, fake_gateway: FakeGateway
+) -> None:
+    marker = service.log_path.parent / "files" / "approved-marker"
+    marker.parent.mkdir(exist_ok=True)
+    script(
+        fake_ollama,
+        'Thought: search.\n<code>\nprint(web_search(query="Python 3.13"))\n</code>',
+        f'Thought: do it.\n<code>\nprint(os_exec(command="touch {marker}"))\n</code>',
+        'Thought: done.\n<code>\nfinal_answer("Done.")\n</code>',
+    )
+    httpx.post(f"{fake_gateway.url}/_fake/script", json={"approvals": [{"decide": "approved", "after_s": 0.3}]})
+    turn_ref = "turn:v1:8f2d0c.approval-test-signature"
+    with service.client() as client:
+        response = client.post(
+            "/run/stream", json={"message": "Do what the web says", "turn_ref": turn_ref, "attended": True}
+        )
+    assert response.status_code == 200, response.text
+    events = sse_events(response)
+    shown = [data for name, data in events if name == "approval"]
+    summary = f'os_exec(command="touch {marker}")'
+    assert [(a["id"], a["tool"], a["summary"], a["state"]) for a in shown] == [
+        ("a00001", "os_exec", summary, "pending"),
+        ("a00001", "os_exec", summary, "approved"),
+    ]
+    assert set(shown[0]) == {"id", "tool", "summary", "state", "expires_at"}
+    names = [name for name, _ in events]
+    assert names.index("approval") > names.index("step"), "after the search's step, while the second step runs"
+    assert marker.exists()
+    [(name, body)] = [(n, d) for n, d in events if n == "final"]
+    assert body["response"] == "Done." and [a["decision"] for a in body["approvals"]] == ["approved"]
+    assert fake_gateway.approval_requests()[0]["body"]["turn_ref"] == turn_ref
+    time.sleep(0.3)
+    log = service.log_text()
+    assert '"event": "approval"' in log and '"decision": "approved"' in log
+    assert turn_ref not in log and "approved-marker" not in log
+
+
+def test_a_run_nobody_watches_is_refused_its_side_effects_and_says_so(
+    service: Service, fake_ollama: FakeOllama, fake_gateway: FakeGateway
+) -> None:
+    marker = service.log_path.parent / "files" / "cron-marker"
+    marker.parent.mkdir(exist_ok=True)
+    script(
+        fake_ollama,
+        'Thought: search.\n<code>\nprint(web_search(query="Python 3.13"))\n</code>',
+        f'Thought: do it.\n<code>\nprint(os_exec(command="touch {marker}"))\n</code>',
+        'Thought: done.\n<code>\nfinal_answer("Not allowed.")\n</code>',
+    )
+    with service.client() as client:
+        response = client.post("/run", json={"message": "[scheduled job] x", "turn_ref": "t" * 1000, "attended": False})
+        too_long = client.post("/run", json={"message": "x", "turn_ref": "t" * 1001})
+    assert response.status_code == 200, response.text
+    assert response.json()["approvals"] == [{"tool": "os_exec", "decision": "unattended", "waited_s": 0.0}]
+    assert not marker.exists() and fake_gateway.approval_requests() == []
+    assert too_long.status_code == 422 and "turn_ref" in too_long.json()["error"]
 
 
 def test_stream_yields_deltas_and_steps_then_final(service: Service, fake_ollama: FakeOllama) -> None:

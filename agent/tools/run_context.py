@@ -1,11 +1,12 @@
-"""What a tool may know about the run it is called in (the chat the turn came from, the files it sends back),
-for that run only.
+"""What a tool may know about the run it is called in (the chat the turn came from, the files it sends back, the
+approvals state), for that run only.
 
 The tool objects are built once per runner and shared by concurrent runs, so nothing of a run is stored on them.
 The runner wraps, for each run, the tools that read `current_run()` in a `RunBoundTool` holding that run's
 `RunContext`; the wrapper sets the context variable around each call. It is set in the thread that runs the
 tool: smolagents executes the agent's code in a worker thread of its own (for its time limit), which a context
-variable set in the run's thread would not reach.
+variable set in the run's thread would not reach. (The runner also sets it for the whole run in its own thread, and
+approvals.py makes smolagents' worker start from a copy of that thread's context, for the agent's own code.)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from smolagents import Tool
 from wrapping import WrappingTool
 
 if TYPE_CHECKING:
+    from approvals import RunApprovals
     from outbox import Attachment, Outbox
 
 
@@ -34,6 +36,9 @@ class RunContext:
     # This run's files, in the order sent (mutable inside the frozen context: send_file appends, the final event
     # lists them). Never shared between runs: each RunContext gets its own list.
     attachments: list[Attachment] = field(default_factory=list, repr=False)
+    # This run's approvals (approvals.py): the mode, the outside content seen first, the approvals asked, the time
+    # spent waiting for the owner. None outside a run, where no call is guarded.
+    approvals: RunApprovals | None = field(default=None, repr=False)
 
 
 NO_RUN = RunContext()
