@@ -2,7 +2,8 @@
 
 Modes mimic what a real instance does: "ok" (results), "empty" (no results), "forbidden" (JSON format
 disabled: 403 with an HTML page), "rate_limited" (429 from the limiter). Every query is recorded, and
-`GET /_fake/requests` returns them (`[{"query", "format"}]`) to a test in another process.
+`GET /_fake/requests` returns them (`[{"query", "format"}]`) to a test in another process; `POST /_fake/script`
+`{"results", "mode"}` sets what the next searches answer.
 Run alone with `python -m tests.fakes.searxng --port 0`: it prints `READY <port>` once it listens.
 """
 
@@ -120,6 +121,23 @@ def _make_handler(fake: FakeSearxng) -> type[BaseHTTPRequestHandler]:
                 self._send(400, json.dumps({"error": "No query"}).encode(), "application/json")
             else:
                 self._send(200, json.dumps(fake.body(query)).encode(), "application/json")
+
+        def do_POST(self) -> None:
+            # POST /_fake/script {"results": [...], "mode"?}: what the next searches answer (a test in another process).
+            if urlsplit(self.path).path != "/_fake/script":
+                self._send(404, b"Not Found", "text/plain")
+                return
+            try:
+                script = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+                results = script.get("results", fake.results)
+                mode = script.get("mode", fake.mode)
+                if not isinstance(results, list) or mode not in ("ok", "empty", "forbidden", "rate_limited"):
+                    raise ValueError("results must be a list and mode one of ok, empty, forbidden, rate_limited")
+            except (ValueError, AttributeError) as exc:
+                self._send(400, json.dumps({"error": str(exc)}).encode(), "application/json")
+                return
+            fake.results, fake.mode = results, mode
+            self._send(200, b"{}", "application/json")
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
