@@ -8,7 +8,9 @@
 // approves in the chat the message came from: a WhatsApp button (a second tap,
 // or a redelivered one, runs nothing more), /deny on Talk, the Approve button
 // of the webchat's live view (headless Chromium); no answer within APPROVAL_TIMEOUT_S means
-// no. A turn without outside content runs os_exec without asking; the same
+// no. A gateway restart while a request waits keeps it (the re-run turn finds
+// the same approval, Approve then runs the call once); an agent restart while
+// one waits ends the turn without running it again. A turn without outside content runs os_exec without asking; the same
 // attack written with subprocess in the agent's own code is refused. Nothing
 // of the call (its command, the marker's path) reaches a log.
 import { randomUUID } from "node:crypto";
@@ -27,6 +29,7 @@ import {
   exitUnlessAgentAvailable,
   freePort,
   gatewayDir,
+  killService,
   postSigned,
   secret,
   startAgent,
@@ -42,7 +45,7 @@ const owner = "16505559876";
 const phoneNumberId = "106540352242922";
 const room = "appr0vals";
 const marker = `NOLOG-${randomUUID().slice(0, 8)}`;
-const approvalTimeoutS = 15;
+const approvalTimeoutS = 40;
 
 const injected = {
   url: "https://evil.example.org/page",
@@ -75,7 +78,7 @@ async function main() {
   const searxng = await startFakeSearxng(logDir);
   const ollama = await startFakeOllama(logDir);
   const gatewayPort = await freePort();
-  const agent = await startAgent({
+  const agentOptions = {
     ollamaUrl: ollama.url,
     apiKey: agentKey,
     logDir,
@@ -87,8 +90,9 @@ async function main() {
       FILES_ALLOWED_DIRS: work,
       LOG_LEVEL: "DEBUG",
     },
-  });
-  const gateway = await startGateway({
+  };
+  let agent = await startAgent(agentOptions);
+  const gatewayOptions = {
     agentUrl: agent.url,
     agentApiKey: agentKey,
     ollamaUrl: ollama.url,
@@ -100,7 +104,8 @@ async function main() {
       APPROVAL_TIMEOUT_S: String(approvalTimeoutS),
       ...channelEnv({ appSecret, accessToken, phoneNumberId, graphUrl: graph.url, allowedNumbers: `+${owner}`, talkUrl: talk.url, botSecret }),
     },
-  });
+  };
+  let gateway = await startGateway(gatewayOptions);
   const script = (answers: string[]) => fetch(`${ollama.url}/_fake/script`, { method: "POST", body: JSON.stringify({ answers }) }).then((r) => r.json());
   await fetch(`${searxng.url}/_fake/script`, { method: "POST", body: JSON.stringify({ results: [injected] }) });
 
@@ -147,6 +152,52 @@ async function main() {
     check(
       linesIn(fileA) === 1 && /No action is waiting|Aucune action/.test(secondAnswer),
       `a redelivered tap and a second /approve run nothing more: "${secondAnswer}"`,
+    );
+
+    process.stdout.write("a gateway restart while the approval waits\n");
+    const fileG = path.join(work, "g.txt");
+    await script([searchAnswer, actAnswer(fileG)]);
+    const beforeRestart = graph.sentButtons.length;
+    const survivor = await say(`survive ${marker}`);
+    await waitFor("the request before the restart", () => graph.sentButtons.length === beforeRestart + 1);
+    const survivorButtons = graph.sentButtons.at(-1)!.buttons;
+    await killService(gateway);
+    // The restarted gateway runs the turn again; the model (scripted again) asks for the same call.
+    await script([searchAnswer, actAnswer(fileG)]);
+    gateway = await startGateway({ ...gatewayOptions, databaseUrl: gateway.databaseUrl, name: "gateway-restarted" });
+    await sleep(4_000);
+    check(graph.sentButtons.length === beforeRestart + 1 && linesIn(fileG) === 0, "after the restart the same call finds the same approval: no second request, nothing ran");
+    await whatsapp(buttonReply(owner, wamid(), survivorButtons[0]!));
+    const survived = await answerTo(survivor);
+    await sleep(1_000);
+    check(survived.startsWith("Result:") && linesIn(fileG) === 1, "Approve after the restart runs the call once and answers the message");
+
+    process.stdout.write("an agent restart while the approval waits\n");
+    const fileH = path.join(work, "h.txt");
+    await script([searchAnswer, actAnswer(fileH)]);
+    const beforeAgentLoss = graph.sentButtons.length;
+    const orphan = await say(`lost ${marker}`);
+    await waitFor("the request before the agent's restart", () => graph.sentButtons.length === beforeAgentLoss + 1);
+    const orphanButtons = graph.sentButtons.at(-1)!.buttons;
+    await killService(agent);
+    agent = await startAgent({ ...agentOptions, port: Number(new URL(agent.url).port), name: "agent-restarted" });
+    const conversations = async () =>
+      ((await (await fetch(`${gateway.url}/api/conversations`, { headers: { authorization: `Bearer ${webchatToken}` } })).json()) as {
+        conversations: { id: string; channel: string }[];
+      }).conversations;
+    const chatId = (await conversations()).find((c) => c.channel === "whatsapp")!.id;
+    const turnOf = async () =>
+      ((await (await fetch(`${gateway.url}/api/conversations/${chatId}/messages`, { headers: { authorization: `Bearer ${webchatToken}` } })).json()) as {
+        messages: { content: string; turnState: string | null; turnError: string | null }[];
+      }).messages.find((m) => m.content === `lost ${marker}`);
+    await waitFor("the orphaned turn to end", async () => (await turnOf())?.turnState === "failed", 30_000);
+    const lost = await turnOf();
+    const lateTap = await whatsapp(buttonReply(owner, wamid(), orphanButtons[0]!));
+    const lateAnswer = await answerTo(lateTap);
+    await sleep(2_000);
+    check(
+      /nothing more was run|rien de plus/.test(lost?.turnError ?? "") && /No action is waiting|Aucune action/.test(lateAnswer) && linesIn(fileH) === 0 && !graph.sent.some((m) => m.replyTo === orphan),
+      `the turn ends failed, not retried ("${lost?.turnError}"); a later Approve runs nothing`,
     );
 
     process.stdout.write("Talk: denied with /deny\n");
