@@ -6,6 +6,8 @@ import type { ChannelName } from "../channels/types";
 import { langOf, type Lang } from "../commands/texts";
 import {
   claimApproval,
+  closeApprovalsOfTurn,
+  countApprovalsOfTurn,
   createApproval,
   decideApproval,
   expireApproval,
@@ -166,4 +168,16 @@ export async function decideInChat(
   if (waiting.length === 0) return t.nothingWaiting;
   if (waiting.length > 1) return t.whichOne(waiting.map((row) => shortId(row.id)));
   return (await decideById(waiting[0]!.id, decision, lang)).text;
+}
+
+/**
+ * The agent call of a turn ended without an answer. If the turn had asked for an approval, what still waits is
+ * closed and the turn must not be run again with its side effects: the error becomes a final one that says so
+ * (a /stop keeps its own reason). Otherwise the error is returned as it is.
+ */
+export async function afterAgentLost(turnId: string, error: AppError): Promise<AppError> {
+  if ((await countApprovalsOfTurn({ turnId }).catch(() => 0)) === 0) return error;
+  await closeApprovalsOfTurn({ turnId });
+  if (error.detail.stopped) return error;
+  return new AppError("upstream:agent", approvalTexts[await personaLang()].agentLost, { cause: error, detail: { agentCode: error.code } });
 }

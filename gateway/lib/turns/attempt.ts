@@ -1,25 +1,22 @@
 import "server-only";
 import type { AgentClient, AgentRequest, AgentResult } from "../agent-client";
-import { approvalTexts } from "../approvals/texts";
+import { afterAgentLost } from "../approvals/service";
 import { turnRefFor } from "../approvals/turn-ref";
-import { attachmentNotes } from "../attachments/notes";
-import { fetchAttachments, outboundAttachments } from "../attachments/store";
+import { outboundAttachments } from "../attachments/store";
 import type { Channel, ChannelName, OutboundAttachment } from "../channels/types";
-import { getSettings } from "../db/settings";
-import { markTurnDelivered, markTurnFailed, saveTurnProgress, scheduleTurnRetry, type ClaimedTurn } from "../db/turns";
-import type { TurnState } from "../db/messages";
-import { AppError, isAppError } from "../errors";
-import { errorMeta, logger } from "../logger";
-import { buildSystemPrompt, personaFrom } from "../persona";
 import { parseCommand } from "../commands/parse";
 import { runCommand } from "../commands/run";
 import { langOf } from "../commands/texts";
 import { parseCronPrompt } from "../cron-prompt";
-import { closeApprovalsOfTurn, countApprovalsOfTurn } from "../db/approvals";
+import type { TurnState } from "../db/messages";
 import { addNotice } from "../db/notices";
-import { pendingNoticesFor } from "../reminders/notices";
+import { getSettings } from "../db/settings";
+import { markTurnDelivered, markTurnFailed, saveTurnProgress, scheduleTurnRetry, type ClaimedTurn } from "../db/turns";
+import { AppError, isAppError } from "../errors";
+import { errorMeta, logger } from "../logger";
+import { buildSystemPrompt, personaFrom } from "../persona";
 import { replyToFor } from "../reminders/reply-to";
-import { answerText } from "../unfinished-note";
+import { composeAnswer } from "./compose";
 import { getHistory } from "./history";
 import type { Listeners } from "./listeners";
 import { decideFailure, type RetryPolicy } from "./retry";
@@ -177,20 +174,10 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     }
     try {
       const result = await answer(turn);
-      const { files, missing } = await fetchAttachments(agent, result.attachments, { turnId: turn.id });
-      // The one place the answer's text is settled: stored, streamed and sent as it is here.
       const lang = langOf(personaFrom(await getSettings()).persona_lang);
-      // The owner's message, not a scheduled one, is where they hear of this chat's missed or undelivered reminders.
-      const notices = isScheduled(turn) ? { ids: [], lines: [] } : await pendingNoticesFor({ channel: turn.channel, channelId: turn.conversation.channelId }, lang);
-      // A scheduled run cannot wait for the owner: what it was refused for that is said in its result.
-      const unattended = [...new Set(result.approvals.filter((a) => a.decision === "unattended").map((a) => a.tool))];
-      const response = [
-        ...notices.lines,
-        answerText(result.response, result.finished),
-        ...missing.map(attachmentNotes[lang].unavailable),
-        ...(unattended.length > 0 ? [approvalTexts[lang].notRun(unattended)] : []),
-      ].join("\n\n");
-      const saved = await saveAnswer({ turnId: turn.id, content: response, model: result.model, files, noticeIds: notices.ids });
+      const thread = { id: turn.id, channel: turn.channel, channelId: turn.conversation.channelId, isScheduled: isScheduled(turn) };
+      const { response, files, noticeIds } = await composeAnswer({ agent, result, lang }, thread);
+      const saved = await saveAnswer({ turnId: turn.id, content: response, model: result.model, files, noticeIds });
       const attachments = await outboundAttachments(saved.answerMessageId);
       logger.info("turn.answered", {
         ...meta,
@@ -217,12 +204,7 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
       let error = isAppError(caught)
         ? caught
         : new AppError("internal:chat", "The turn failed inside the gateway; see its logs.", { cause: caught, detail: { retryable: true } });
-      // The agent went away while this turn had asked for an approval: it is never run again with its side effects.
-      if (error.surface === "agent" && !error.detail.stopped && (await countApprovalsOfTurn({ turnId: turn.id }).catch(() => 0)) > 0) {
-        await closeApprovalsOfTurn({ turnId: turn.id });
-        const lang = langOf(personaFrom(await getSettings()).persona_lang);
-        error = new AppError("upstream:agent", approvalTexts[lang].agentLost, { cause: caught, detail: { agentCode: error.code } });
-      }
+      if (error.surface === "agent") error = await afterAgentLost(turn.id, error);
       const state = await settleFailure(turn, error, "received").catch(() => "failed" as const);
       logger.warn("turn.failed", {
         ...meta,
