@@ -14,7 +14,7 @@
 // attack written with subprocess in the agent's own code is refused. Nothing
 // of the call (its command, the marker's path) reaches a log.
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
@@ -22,7 +22,7 @@ import { channelEnv } from "../tests/support/channel-env";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
 import { buttonReply, metaSignature, talkHeaders, talkMessage, textMessage, whatsappDelivery } from "../tests/support/wire";
-import { check, reportFailed, reportPassed, sleep, waitFor } from "./checks";
+import { check, readLogs, reportFailed, reportPassed, sleep, waitFor } from "./checks";
 import {
   chromiumArgs,
   chromiumPath,
@@ -258,10 +258,7 @@ async function main() {
     await answerTo(await say(`in code ${marker}`));
     check(!existsSync(fileF) && graph.sentButtons.length === plainBefore, "the same attack with subprocess in the agent's own code is refused by its executor: no file, nothing to approve");
 
-    const logs = readdirSync(logDir)
-      .filter((name) => name.startsWith("gateway") || name.startsWith("agent"))
-      .map((name) => readFileSync(path.join(logDir, name), "utf8"))
-      .join("\n");
+    const logs = readLogs(logDir, "gateway", "agent");
     check(
       logs.includes("approval.decided") && logs.includes('"approval"') && !logs.includes(marker) && !logs.includes("echo ran"),
       "one metadata line per decision in each service's log; never the command, the marker or its path",

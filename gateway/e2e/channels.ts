@@ -15,7 +15,7 @@
 // after the text, Talk as a note, the webchat through /api/attachments; one
 // over the agent's limit is refused with a reason the owner reads.
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -25,7 +25,7 @@ import { startFakeGraph } from "../tests/support/fake-graph";
 import { startFakeNextcloud } from "../tests/support/fake-nextcloud";
 import { channelEnv } from "../tests/support/channel-env";
 import { metaSignature, talkMessage, talkHeaders, textMessage, whatsappDelivery } from "../tests/support/wire";
-import { check, reportFailed, reportPassed, sleep, waitFor } from "./checks";
+import { check, readLogs, reportFailed, reportPassed, sleep, waitFor } from "./checks";
 import { exitUnlessAgentAvailable, gatewayDir, killService, postSigned, secret, startBackend, startGateway, stopAll, stopOnSignals } from "./stack";
 
 const logDir = path.join(gatewayDir, "e2e-results", "logs");
@@ -316,10 +316,7 @@ async function main() {
     check(new Set(bodies).size === bodies.length, `no WhatsApp message was sent twice (${bodies.length} sent)`);
     const messages = talk.posted.map((m) => m.message);
     check(new Set(messages).size === messages.length, `no Talk message was posted twice (${messages.length} posted)`);
-    const logs = readdirSync(logDir)
-      .filter((name) => name.startsWith("gateway") || name.startsWith("agent"))
-      .map((name) => readFileSync(path.join(logDir, name), "utf8"))
-      .join("\n");
+    const logs = readLogs(logDir, "gateway", "agent");
     check(
       logs.includes("whatsapp.received") && logs.includes("attachment.fetched") && !logs.includes(marker) && !logs.includes("screen.png"),
       "the gateway's (debug level) and the agent's logs never contain message text, a file's name or its caption",

@@ -1,4 +1,6 @@
-// What every e2e suite reports with: one line per check, and waiting for a condition.
+// What every e2e suite reports with: one line per check, waiting for a condition, and reading the services' logs.
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 
 let count = 0;
 
@@ -28,4 +30,12 @@ export async function waitFor(what: string, condition: () => boolean | Promise<b
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);
   }
+}
+
+/** The logs in `logDir` of the services whose log files start with one of `services` ("gateway", "agent"…), joined. */
+export function readLogs(logDir: string, ...services: string[]): string {
+  return readdirSync(logDir)
+    .filter((name) => services.some((service) => name.startsWith(service)))
+    .map((name) => readFileSync(path.join(logDir, name), "utf8"))
+    .join("\n");
 }

@@ -20,7 +20,6 @@
 // notice on top, once. Then, with Meta refusing free-form messages (131047) and
 // WHATSAPP_TEMPLATE_NAME set, a due reminder goes out once through the template.
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { chromium } from "playwright-core";
@@ -29,7 +28,7 @@ import { whatsappEnv } from "../tests/support/channel-env";
 import { startFakeGraph } from "../tests/support/fake-graph";
 import { metaSignature, textMessage, whatsappDelivery } from "../tests/support/wire";
 import { crontabLine, runCrontabLine } from "./crontab";
-import { check, reportFailed, reportPassed, sleep, waitFor } from "./checks";
+import { check, readLogs, reportFailed, reportPassed, sleep, waitFor } from "./checks";
 import {
   chromiumArgs,
   chromiumPath,
@@ -396,10 +395,7 @@ async function main() {
     const templatedJob = (await listedJobs()).find((j) => j.id === templated.job!.id);
     check(templatedJob?.lastStatus === "ok", `GET /api/cron-jobs: that run is ok (${templatedJob?.lastStatus})`);
 
-    const logs = readdirSync(logDir)
-      .filter((name) => name.startsWith("gateway"))
-      .map((name) => readFileSync(path.join(logDir, name), "utf8"))
-      .join("\n");
+    const logs = readLogs(logDir, "gateway");
     check(
       logs.includes("cron.finished") && logs.includes("reminder.created") && ![marker, reminderMarker, cronSecret].some((secretText) => logs.includes(secretText)),
       "the logs (debug level) carry neither prompts, answers, reminders' texts nor the secret",
