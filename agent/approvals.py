@@ -316,7 +316,7 @@ class GatewayApprover:
             return Verdict(FAILED, "the gateway's answer was unreadable")
 
         def tell(shown_state: str) -> None:
-            emit(ApprovalEvent(ident, request.tool, request.summary, shown_state, expires_at))
+            emit(ApprovalEvent(ident, request.tool, request.summary, shown_state, expires_at, request.source))
 
         deadline = self._deadline(expires_at)
         if state == "pending":

@@ -54,7 +54,8 @@ class FinalEvent:
 class ApprovalEvent:
     """A side effect waiting for the owner (state "pending"), then decided (approved, denied, expired, executed).
 
-    `id` and `expires_at` are the gateway's; `summary` is the tool and its arguments, secrets redacted, shortened.
+    `id` and `expires_at` are the gateway's; `summary` is the tool and its arguments, secrets redacted, shortened;
+    `source` says why it needs approval ("the assistant read web search results in this turn").
     """
 
     id: str
@@ -62,6 +63,7 @@ class ApprovalEvent:
     summary: str
     state: str
     expires_at: str
+    source: str = ""
     name: str = field(default="approval", init=False, repr=False)
 
 

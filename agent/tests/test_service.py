@@ -234,7 +234,8 @@ def test_a_side_effect_after_a_web_search_waits_for_the_owner_in_the_stream(
         ("a00001", "os_exec", summary, "pending"),
         ("a00001", "os_exec", summary, "approved"),
     ]
-    assert set(shown[0]) == {"id", "tool", "summary", "state", "expires_at"}
+    assert set(shown[0]) == {"id", "tool", "summary", "state", "expires_at", "source"}
+    assert shown[0]["source"] == "the assistant read web search results in this turn"
     names = [name for name, _ in events]
     assert names.index("approval") > names.index("step"), "after the search's step, while the second step runs"
     assert marker.exists()

@@ -102,6 +102,7 @@ function LiveApproval({ approval }: { approval: ApprovalInfo }) {
     <div className="max-w-[95%] rounded-xl border border-amber-400 bg-amber-50 px-3 py-2 text-sm dark:bg-amber-950" data-testid="live-approval" role="alert">
       <p className="font-medium">Approval needed</p>
       <pre className="my-1 whitespace-pre-wrap break-words font-mono text-xs">{approval.summary}</pre>
+      {approval.source && <p className="mb-1 text-xs text-zinc-600 dark:text-zinc-400">Why: {approval.source}, which could have asked for this.</p>}
       {waiting ? (
         <div className="flex gap-2">
           <button type="button" disabled={busy} onClick={() => void decide("approve")} className="rounded-lg bg-blue-600 px-3 py-1 text-white disabled:opacity-50">

@@ -229,7 +229,10 @@ async function main() {
       await card.waitFor();
       const shown = (await card.textContent()) ?? "";
       await page.screenshot({ path: path.join(gatewayDir, "e2e-results", "chat-approval.png"), fullPage: true });
-      check(shown.includes(`echo ran >> ${fileC}`) && linesIn(fileC) === 0, "webchat: the live view shows the call waiting for approval, with Approve and Deny; nothing ran yet");
+      check(
+        shown.includes(`echo ran >> ${fileC}`) && shown.includes("web search results") && linesIn(fileC) === 0,
+        "webchat: the live view shows the call and why it waits for approval, with Approve and Deny; nothing ran yet",
+      );
       await card.getByRole("button", { name: "Approve" }).click();
       const answer = page.getByTestId("message-assistant").filter({ hasText: "Result:" });
       await answer.waitFor();

@@ -93,6 +93,8 @@ const approvalEventSchema = z.object({
   summary: z.string(),
   state: z.string(),
   expires_at: z.string().nullish(),
+  /** Why it needs approval, in words. */
+  source: z.string().nullish(),
 });
 export type AgentApprovalEvent = z.infer<typeof approvalEventSchema>;
 

@@ -115,6 +115,7 @@ export interface ApprovalInfo {
   summary: string;
   state: string;
   expires_at?: string | null;
+  source?: string | null;
 }
 
 export type ChatStreamEvent =
