@@ -195,10 +195,12 @@ async function main() {
     const lateTap = await whatsapp(buttonReply(owner, wamid(), orphanButtons[0]!));
     const lateAnswer = await answerTo(lateTap);
     await sleep(2_000);
+    const told = graph.sent.filter((m) => m.replyTo === orphan).map((m) => m.body);
     check(
-      /nothing more was run|rien de plus/.test(lost?.turnError ?? "") && /No action is waiting|Aucune action/.test(lateAnswer) && linesIn(fileH) === 0 && !graph.sent.some((m) => m.replyTo === orphan),
+      /nothing more was run|rien de plus/.test(lost?.turnError ?? "") && /No action is waiting|Aucune action/.test(lateAnswer) && linesIn(fileH) === 0,
       `the turn ends failed, not retried ("${lost?.turnError}"); a later Approve runs nothing`,
     );
+    check(told.length === 1 && /nothing more was run|rien de plus/.test(told[0]!), "the chat is told once, quoting the message that was waiting");
 
     process.stdout.write("Talk: denied with /deny\n");
     const fileB = path.join(work, "b.txt");

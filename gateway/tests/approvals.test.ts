@@ -71,7 +71,7 @@ const turns = () => createTurnRunner({ agent: createAgentClient({ baseUrl: agent
 
 /** A turn of the owner's, as a message the pipeline stored and is running. */
 async function turnOn(channel: "whatsapp" | "nextcloud", channelId: string) {
-  const { turn } = await recordInbound({ channel, channelId, externalId: `ext-approval-${++seq}`, text: "search then act" });
+  const { turn } = await recordInbound({ channel, channelId, externalId: `wamid.approval-${++seq}`, text: "search then act" });
   return turn.id;
 }
 
@@ -246,5 +246,10 @@ describe("the turn around an approval", () => {
       "upstream:agent: The agent stopped while an action waited for your approval; nothing more was run. Ask again if you still want it.",
     );
     expect((await db().approval.findUniqueOrThrow({ where: { id } })).state).toBe("expired");
+    // The owner was waiting in that chat: they are told there, once.
+    const { externalId } = (await getTurnById({ id: turnId }))!;
+    expect(graph.sent.filter((m) => m.replyTo === externalId).map((m) => m.body)).toEqual([
+      "The agent stopped while an action waited for your approval; nothing more was run. Ask again if you still want it.",
+    ]);
   });
 });

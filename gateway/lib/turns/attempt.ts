@@ -204,7 +204,7 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
       let error = isAppError(caught)
         ? caught
         : new AppError("internal:chat", "The turn failed inside the gateway; see its logs.", { cause: caught, detail: { retryable: true } });
-      if (error.surface === "agent") error = await afterAgentLost(turn.id, error);
+      if (error.surface === "agent") error = await afterAgentLost({ ...turn, channelId: turn.conversation.channelId }, error);
       const state = await settleFailure(turn, error, "received").catch(() => "failed" as const);
       logger.warn("turn.failed", {
         ...meta,
