@@ -1,6 +1,7 @@
 "use client";
 
 import { useEffect, useRef, useState } from "react";
+import { humanSize } from "@/lib/attachments/notes";
 import { api, type ApprovalInfo, type AttachmentInfo, type ChatMessage, type StepInfo } from "@/lib/client-api";
 import { parseCronPrompt } from "@/lib/cron-prompt";
 import { Markdown } from "./markdown";
@@ -49,11 +50,6 @@ function describeStep(live: LiveTurn): string {
 
 const INLINE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 
-function sizeText(bytes: number): string {
-  if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-  return bytes >= 1024 ? `${Math.round(bytes / 1024)} KB` : `${bytes} B`;
-}
-
 /** The answer's files: images shown inline (a click opens them whole), other files as downloads. */
 function Attachments({ files }: { files: AttachmentInfo[] }) {
   return (
@@ -74,7 +70,7 @@ function Attachments({ files }: { files: AttachmentInfo[] }) {
             )}
             <figcaption className="text-xs text-zinc-500">
               {file.caption ? `${file.caption} · ` : ""}
-              {file.name} · {sizeText(file.size)}
+              {file.name} · {humanSize(file.size)}
             </figcaption>
           </figure>
         );

@@ -19,3 +19,17 @@ export function parseCronPrompt(content: string): { jobName: string; prompt: str
     return null;
   }
 }
+
+/**
+ * A run's external id: `cron:<job>:<slot>` for a scheduled slot (its turn's unique key makes the slot run once),
+ * `cron:<job>:now:<random>` for a run started by hand.
+ */
+export function cronExternalId(jobId: string, slot: Date | null, nonce: string): string {
+  return slot ? `cron:${jobId}:${slot.toISOString()}` : `cron:${jobId}:now:${nonce}`;
+}
+
+/** The slot a run's external id names (when it was due), or null for a run started by hand or not a run. */
+export function cronSlotOf(externalId: string): Date | null {
+  const slot = /^cron:[^:]+:(\d{4}-\d{2}-\d{2}T[\d:.]+Z)$/.exec(externalId)?.[1];
+  return slot ? new Date(slot) : null;
+}

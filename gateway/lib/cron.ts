@@ -2,7 +2,7 @@ import "server-only";
 import { randomUUID } from "node:crypto";
 import { sameSecret } from "./auth";
 import { afterResponse } from "./background";
-import { cronPromptText } from "./cron-prompt";
+import { cronExternalId, cronPromptText } from "./cron-prompt";
 import { asScheduled, dueSlot } from "./cron-schedule";
 import { getEnv, requireSecret } from "./env";
 import { AppError } from "./errors";
@@ -96,7 +96,7 @@ async function startRun(job: CronJobRow, slot: Date | null): Promise<{ job: Cron
       {
         channel: job.channel as ChannelName,
         channelId: job.channelId,
-        externalId: slot ? `cron:${job.id}:${slot.toISOString()}` : `cron:${job.id}:now:${randomUUID()}`,
+        externalId: cronExternalId(job.id, slot, randomUUID()),
         text: cronPromptText(job.name, job.prompt),
         model: job.model,
         modelScope: "turn",

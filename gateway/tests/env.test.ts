@@ -45,6 +45,23 @@ describe("parseEnv", () => {
   });
 });
 
+describe("approvals and files sent back", () => {
+  it("wait 10 minutes for the owner by default; files get no links without PUBLIC_BASE_URL, and links last a day", () => {
+    const env = parseEnv({});
+    expect(env.approvalTimeoutMs).toBe(600_000);
+    expect(env.attachments).toEqual({ publicBaseUrl: undefined, linkTtlMs: 86_400_000 });
+    expect(parseEnv({ APPROVAL_TIMEOUT_S: "30", PUBLIC_BASE_URL: "https://claw.example.org/" }).attachments.publicBaseUrl).toBe("https://claw.example.org");
+  });
+
+  it.each([
+    ["APPROVAL_TIMEOUT_S", "5", /APPROVAL_TIMEOUT_S must be at least 10 s/],
+    ["PUBLIC_BASE_URL", "claw.example.org", /PUBLIC_BASE_URL must be an http\(s\) URL/],
+    ["ATTACHMENT_LINK_TTL_S", "10", /ATTACHMENT_LINK_TTL_S must be at least 60 s/],
+  ])("stops start-up on %s=%s, naming the variable and the rule", (name, value, message) => {
+    expect(() => parseEnv({ [name]: value })).toThrow(message);
+  });
+});
+
 describe("turn retries", () => {
   it("defaults to 30 s doubling, 6 attempts, a sweep every 30 s and a 60 s grace", () => {
     expect(parseEnv({}).turns).toEqual({ retryBaseMs: 30_000, maxAttempts: 6, sweepIntervalMs: 30_000, graceMs: 60_000 });

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { channelsByName } from "../channels";
 import type { ChannelName } from "../channels/types";
-import { langOf, type Lang } from "../commands/texts";
+import { shortId, type Lang } from "../commands/texts";
 import {
   claimApproval,
   closeApprovalsOfTurn,
@@ -18,13 +18,12 @@ import {
 } from "../db/approvals";
 import { isUniqueViolation } from "../db/client";
 import { getConversationById } from "../db/conversations";
-import { getSettings } from "../db/settings";
 import { getTurnById } from "../db/turns";
 import { getEnv } from "../env";
 import { AppError } from "../errors";
 import { errorMeta, logger } from "../logger";
-import { personaFrom } from "../persona";
-import { approvalTexts, shortId } from "./texts";
+import { ownerLang } from "../settings";
+import { approvalTexts } from "./texts";
 import { turnOfRef } from "./turn-ref";
 
 // Approvals (issue 14), gateway side. The agent asks (POST /api/approvals) before
@@ -63,15 +62,11 @@ function logDecision(row: ApprovalRow, decision: string, now = new Date()): void
   logger.info("approval.decided", { approvalId: row.id, turnId: row.turnId, channel: row.channel, tool: row.tool, decision, waitedS });
 }
 
-async function personaLang(): Promise<Lang> {
-  return langOf(personaFrom(await getSettings()).persona_lang);
-}
-
 /** Sends the request to the chat: buttons where the channel has them, else the text (which names the commands). The webchat shows it live. */
 async function askInChat(row: ApprovalRow, replyTo: string): Promise<void> {
   const channel = channelsByName()[row.channel as ChannelName];
   if (!channel || channel.capabilities.streams) return;
-  const t = approvalTexts[await personaLang()];
+  const t = approvalTexts[await ownerLang()];
   const text = t.request({ ...row, minutes: Math.round((row.expiresAt.getTime() - row.createdAt.getTime()) / 60_000) });
   const conversationId = (await getTurnById({ id: row.turnId }))?.conversationId ?? "";
   if (channel.ask) {
@@ -183,7 +178,7 @@ export async function afterAgentLost(
   if ((await countApprovalsOfTurn({ turnId: turn.id }).catch(() => 0)) === 0) return error;
   await closeApprovalsOfTurn({ turnId: turn.id });
   if (error.detail.stopped) return error;
-  const text = approvalTexts[await personaLang()].agentLost;
+  const text = approvalTexts[await ownerLang()].agentLost;
   const channel = channelsByName()[turn.channel as ChannelName];
   if (channel && !channel.capabilities.streams) {
     const message = { channel: channel.name, channelId: turn.channelId, conversationId: turn.conversationId, replyTo: turn.externalId, text };

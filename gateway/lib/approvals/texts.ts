@@ -1,4 +1,4 @@
-import type { Lang } from "../commands/texts";
+import { shortId, type Lang } from "../commands/texts";
 
 // What the owner reads about approvals, in the persona's language. The request
 // names the call (as the agent summarised it, secrets redacted), why it needs
@@ -12,8 +12,6 @@ export interface ApprovalFacts {
   reason: string;
   minutes: number;
 }
-
-const shortId = (id: string) => id.slice(-6);
 
 export const approvalTexts = {
   en: {
@@ -53,5 +51,3 @@ export const approvalTexts = {
     agentLost: "L'agent s'est arrêté pendant qu'une action attendait ton autorisation ; rien de plus n'a été exécuté. Redemande si tu le veux toujours.",
   },
 } satisfies Record<Lang, unknown>;
-
-export { shortId };

@@ -9,7 +9,7 @@ import { getEnv } from "../env";
 import { checkHealth } from "../health";
 import { logger } from "../logger";
 import type { Command, CommandName } from "./parse";
-import { texts, type Lang } from "./texts";
+import { shortId, texts, type Lang } from "./texts";
 
 // What each command does. A command runs as the answer of its own turn
 // (lib/turns/attempt.ts), so it is stored, delivered and deduplicated like any
@@ -29,8 +29,6 @@ export interface CommandContext {
 
 type Handler = (arg: string, context: CommandContext) => Promise<string>;
 
-const SHORT_ID = 6;
-const shortId = (id: string) => id.slice(-SHORT_ID);
 
 async function installedModels(agent: AgentClient): Promise<AgentModels | undefined> {
   return agent.models().catch(() => undefined);

@@ -4,6 +4,9 @@
 
 export type Lang = "fr" | "en";
 
+/** The short id the owner reads and types (/cancel, /approve): an id's last 6 characters. */
+export const shortId = (id: string) => id.slice(-6);
+
 export const langOf = (personaLang: string): Lang => (personaLang.toLowerCase().startsWith("fr") ? "fr" : "en");
 
 export const texts = {

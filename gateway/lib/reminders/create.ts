@@ -1,6 +1,7 @@
 import "server-only";
 import { Cron } from "croner";
 import { z } from "zod";
+import { shortId } from "../commands/texts";
 import { checkSchedule, nextFireTime } from "../cron-schedule";
 import { countActiveReminders, createCronJob, getCronJobByName } from "../db/cron-jobs";
 import { getEnv } from "../env";
@@ -89,5 +90,5 @@ export async function createReminder(body: ReminderBody, now = new Date()): Prom
     },
   });
   logger.info("reminder.created", { jobId: job.id, channel: thread.channel, repeat: body.repeat === "cron" });
-  return { id: job.id.slice(-6), next_run: localTime(at, timeZone), time_zone: timeZone };
+  return { id: shortId(job.id), next_run: localTime(at, timeZone), time_zone: timeZone };
 }

@@ -1,7 +1,9 @@
 import "server-only";
 import type { Lang } from "../commands/texts";
-import { listPendingNotices, type NoticeKind, type PendingNotice } from "../db/notices";
+import { parseCronPrompt, cronSlotOf } from "../cron-prompt";
+import { addNotice, listPendingNotices, type NoticeKind, type PendingNotice } from "../db/notices";
 import { getEnv } from "../env";
+import { logger } from "../logger";
 import { localTime } from "./create";
 
 // What the owner is told, at the top of the next answer in a chat, about that
@@ -29,4 +31,14 @@ export async function pendingNoticesFor(thread: { channel: string; channelId: st
   const notices = await listPendingNotices(thread);
   const timeZone = getEnv().cronTimeZone;
   return { ids: notices.map((n) => n.id), lines: notices.map((n) => noticeLine(n, lang, timeZone)) };
+}
+
+/** A scheduled message that could not be delivered for good: its chat is told at the owner's next message there. */
+export async function recordUndelivered(turn: { id: string; channel: string; channelId: string; externalId: string; createdAt: Date; message: string }) {
+  const scheduled = parseCronPrompt(turn.message);
+  if (!scheduled) return;
+  // When it was due: its slot, or when a run started by hand began.
+  const at = cronSlotOf(turn.externalId) ?? turn.createdAt;
+  await addNotice({ channel: turn.channel, channelId: turn.channelId, kind: "undelivered", at, subject: scheduled.prompt });
+  logger.info("turn.notice_recorded", { turnId: turn.id, channel: turn.channel, kind: "undelivered" });
 }

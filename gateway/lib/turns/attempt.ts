@@ -6,16 +6,16 @@ import { outboundAttachments } from "../attachments/store";
 import type { Channel, ChannelName, OutboundAttachment } from "../channels/types";
 import { parseCommand } from "../commands/parse";
 import { runCommand } from "../commands/run";
-import { langOf } from "../commands/texts";
+import { langOf, type Lang } from "../commands/texts";
 import { parseCronPrompt } from "../cron-prompt";
 import type { TurnState } from "../db/messages";
-import { addNotice } from "../db/notices";
-import { getSettings } from "../db/settings";
 import { markTurnDelivered, markTurnFailed, saveTurnProgress, scheduleTurnRetry, type ClaimedTurn } from "../db/turns";
 import { AppError, isAppError } from "../errors";
 import { errorMeta, logger } from "../logger";
-import { buildSystemPrompt, personaFrom } from "../persona";
+import { buildSystemPrompt, type Persona } from "../persona";
+import { recordUndelivered } from "../reminders/notices";
 import { replyToFor } from "../reminders/reply-to";
+import { loadPersona, ownerLang } from "../settings";
 import { composeAnswer } from "./compose";
 import { getHistory } from "./history";
 import type { Listeners } from "./listeners";
@@ -55,18 +55,6 @@ const isScheduled = (turn: ClaimedTurn) => parseCronPrompt(turn.userMessage.cont
 export function createAttempt({ agent, channels, policy, listeners, stops }: AttemptDeps) {
   const channelOf = (turn: ClaimedTurn) => channels[turn.channel as ChannelName];
 
-  /** A scheduled message that failed for good: the owner is told at their next message in that chat. */
-  async function noteUndelivered(turn: ClaimedTurn): Promise<void> {
-    const scheduled = parseCronPrompt(turn.userMessage.content);
-    if (!scheduled) return;
-    const { channel, conversation } = turn;
-    // When it was due: the slot in its key (`cron:<job>:<slot>`), or when a manual run started.
-    const slot = /^cron:[^:]+:(\d{4}-\d{2}-\d{2}T[\d:.]+Z)$/.exec(turn.externalId)?.[1];
-    const at = slot ? new Date(slot) : turn.createdAt;
-    await addNotice({ channel, channelId: conversation.channelId, kind: "undelivered", at, subject: scheduled.prompt });
-    logger.info("turn.notice_recorded", { turnId: turn.id, channel, kind: "undelivered" });
-  }
-
   async function callAgent(turn: ClaimedTurn, request: AgentRequest): Promise<AgentResult> {
     const { signal, release } = stops.begin(turn.id, turn.conversationId);
     try {
@@ -96,7 +84,16 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     return "failed";
   }
 
-  async function deliver(turn: ClaimedTurn, text: string, attachments: OutboundAttachment[]): Promise<{ state: TurnState; error?: AppError }> {
+  /**
+   * Sends the stored answer and its files; `lang` is the persona's, read here (with the files, inside the
+   * failure handling) when the caller has not: a resumed turn.
+   */
+  async function deliver(
+    turn: ClaimedTurn,
+    text: string,
+    files: OutboundAttachment[] | (() => Promise<OutboundAttachment[]>),
+    lang?: Lang,
+  ): Promise<{ state: TurnState; error?: AppError }> {
     const channel = channelOf(turn);
     const meta = { turnId: turn.id, channel: turn.channel, attempt: turn.attempts };
     try {
@@ -107,8 +104,8 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
         conversationId: turn.conversationId,
         replyTo: turn.externalId,
         text,
-        attachments,
-        lang: langOf(personaFrom(await getSettings()).persona_lang),
+        attachments: typeof files === "function" ? await files() : files,
+        lang: lang ?? (await ownerLang()),
         startChunk: turn.sentChunks,
         onChunkSent: async (sentChunks) => void (await saveTurnProgress({ id: turn.id, sentChunks })),
       });
@@ -118,7 +115,11 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     } catch (caught) {
       const error = isAppError(caught) ? caught : new AppError("upstream:channel", "The channel failed to send the answer.", { cause: caught });
       const state = await settleFailure(turn, error, "answered");
-      if (state === "failed") await noteUndelivered(turn).catch((noted: unknown) => logger.warn("turn.notice_failed", errorMeta(noted)));
+      if (state === "failed") {
+        // A scheduled message that failed for good: the owner is told at their next message in that chat.
+        const undelivered = { ...turn, channelId: turn.conversation.channelId, message: turn.userMessage.content };
+        await recordUndelivered(undelivered).catch((noted: unknown) => logger.warn("turn.notice_failed", errorMeta(noted)));
+      }
       logger.warn("turn.send_failed", { ...meta, state, code: error.code, ...error.detail, ...(isAppError(caught) ? {} : errorMeta(caught)) });
       return { state, error };
     }
@@ -138,8 +139,7 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     return channelOf(turn)?.cannedReply?.(turn.kind as "image" | "voice", personaLang.split("-")[0] ?? "en");
   }
 
-  async function answer(turn: ClaimedTurn): Promise<Answer> {
-    const persona = personaFrom(await getSettings());
+  async function answer(turn: ClaimedTurn, persona: Persona): Promise<Answer> {
     const channel = channelOf(turn);
     const fixed = await answerWithoutAgent(turn, persona.persona_lang);
     if (fixed !== undefined) return { response: fixed, model: "none", steps: 0, finished: true, attachments: [], approvals: [], historyLength: 0 };
@@ -169,12 +169,14 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
     const meta = { turnId: turn.id, conversationId: turn.conversationId, channel: turn.channel, attempt: turn.attempts };
     if (turn.state === "answered" && turn.answerMessage) {
       const { id, content, model } = turn.answerMessage;
-      const { state, error } = await deliver(turn, content, await outboundAttachments(id));
+      const { state, error } = await deliver(turn, content, () => outboundAttachments(id));
       return { ...base, state, answer: { response: content, model: model ?? "" }, error };
     }
     try {
-      const result = await answer(turn);
-      const lang = langOf(personaFrom(await getSettings()).persona_lang);
+      // The persona, read once: its prompt for the agent, its language for what the gateway writes itself.
+      const persona = await loadPersona();
+      const lang = langOf(persona.persona_lang);
+      const result = await answer(turn, persona);
       const thread = { id: turn.id, channel: turn.channel, channelId: turn.conversation.channelId, isScheduled: isScheduled(turn) };
       const { response, files, noticeIds } = await composeAnswer({ agent, result, lang }, thread);
       const saved = await saveAnswer({ turnId: turn.id, content: response, model: result.model, files, noticeIds });
@@ -196,7 +198,7 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
         finished: result.finished,
         attachments: attachments.map(attachmentView),
       });
-      const { state, error } = await deliver(turn, response, attachments);
+      const { state, error } = await deliver(turn, response, attachments, lang);
       return { ...base, state, answer: { response, model: result.model }, error };
     } catch (caught) {
       // An unexpected error inside the gateway may clear (a full disk, a locked file): a channel's

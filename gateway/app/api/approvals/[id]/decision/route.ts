@@ -1,10 +1,8 @@
 import { z } from "zod";
 import { decideById } from "@/lib/approvals/service";
 import { requireOwner } from "@/lib/auth";
-import { langOf } from "@/lib/commands/texts";
-import { getSettings } from "@/lib/db/settings";
 import { readJson, route } from "@/lib/http";
-import { personaFrom } from "@/lib/persona";
+import { ownerLang } from "@/lib/settings";
 
 const decisionSchema = z.object({ decision: z.enum(["approve", "deny"]) });
 
@@ -12,6 +10,5 @@ const decisionSchema = z.object({ decision: z.enum(["approve", "deny"]) });
 export const POST = route(async (request, { params }: { params: Promise<{ id: string }> }) => {
   await requireOwner(request);
   const { decision } = await readJson(request, decisionSchema);
-  const lang = langOf(personaFrom(await getSettings()).persona_lang);
-  return Response.json(await decideById((await params).id, decision === "approve" ? "approved" : "denied", lang));
+  return Response.json(await decideById((await params).id, decision === "approve" ? "approved" : "denied", await ownerLang()));
 });
