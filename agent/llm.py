@@ -3,6 +3,7 @@ deltas and thinking relayed, and the model's text cut to one clean code block.""
 
 from __future__ import annotations
 
+import ast
 import re
 import threading
 from collections.abc import Callable
@@ -15,8 +16,9 @@ from model_router import ResolvedModel
 from settings import Settings
 
 _CODE_TAG = re.compile(r"</?code>")
-# A complete first code block: smolagents' tags, or a Markdown fence, which small models often use instead.
-_FIRST_BLOCK = re.compile(r"<code>(.*?)</code>|```(?:python|py)[ \t]*\n(.*?)\n[ \t]*```", re.DOTALL)
+# A complete code block: smolagents' tags, or a Markdown fence, which small models often use instead, labelled
+# python, py, python3 or Python, or bare. smolagents' own fallback would read "```python3" as code starting with "3".
+_BLOCK = re.compile(r"<code>(.*?)</code>|```[ \t]*((?i:python3?|py3?))?[ \t]*\n(.*?)\n[ \t]*```", re.DOTALL)
 # Z.ai's context window is far larger than anything a turn sends; its budget only guards against a runaway.
 CLOUD_CONTEXT_TOKENS = 128_000
 _TRAILING_JUNK = re.compile(r"(?:\s*(?:</s>|</code(?!>)))+\s*$")
@@ -60,6 +62,32 @@ def _clean_once(text: str) -> str:
     return cleaned.replace("</s>", "")
 
 
+def _first_block(text: str) -> tuple[int, str] | None:
+    """Where the first complete code block starts, and its code.
+
+    A bare fence counts only when what it holds is Python: small models also fence the output they expect.
+    """
+    for match in _BLOCK.finditer(text):
+        if match.group(1) is not None:
+            return match.start(), match.group(1)
+        code = match.group(3)
+        if match.group(2) is not None or _is_python(code):
+            return match.start(), code
+    return None
+
+
+def _is_python(code: str) -> bool:
+    """Python that does something (a call, an assignment, an import): "not python" parses too."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, _ACTIONS) for node in ast.walk(tree))
+
+
+_ACTIONS = (ast.Call, ast.Assign, ast.AugAssign, ast.Import, ast.ImportFrom)
+
+
 def first_code_block(text: str) -> str:
     """The text up to the end of its first complete code block, written as <code>…</code>.
 
@@ -67,15 +95,15 @@ def first_code_block(text: str) -> str:
     would run before the first block's observation came back. A reply whose block is still open (the `</code>` stop
     sequence ended it) or that has no block is left as it is.
     """
-    match = _FIRST_BLOCK.search(text)
-    if match is None:
+    block = _first_block(text)
+    if block is None:
         return text
-    code = match.group(1) if match.group(1) is not None else match.group(2)
-    return f"{text[: match.start()]}<code>\n{code.strip(chr(10))}\n</code>"
+    start, code = block
+    return f"{text[:start]}<code>\n{code.strip(chr(10))}\n</code>"
 
 
 def has_complete_block(text: str) -> bool:
-    return _FIRST_BLOCK.search(text) is not None
+    return _first_block(text) is not None
 
 
 def context_budget(resolved: ResolvedModel, settings: Settings) -> ContextBudget:
@@ -158,6 +186,8 @@ class AgentModel(LiteLLMModel):
         tools_to_call_from: list[Any] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
+        # A caller may ask for a shorter reply than the run's cap (the summary when steps run out), never a longer one.
+        output_cap = kwargs.pop("max_tokens", None)
         completion_kwargs = self._prepare_completion_kwargs(
             messages=self.budget.fit(content_texts(messages)),
             stop_sequences=stop_sequences,
@@ -170,6 +200,8 @@ class AgentModel(LiteLLMModel):
             convert_images_to_image_urls=True,
             **kwargs,
         )
+        if isinstance(output_cap, int) and output_cap < completion_kwargs["max_tokens"]:
+            completion_kwargs["max_tokens"] = output_cap
         parts: list[str] = []
         input_tokens = output_tokens = 0
         stream = self.client.completion(**completion_kwargs, stream=True, stream_options={"include_usage": True})
@@ -191,7 +223,8 @@ class AgentModel(LiteLLMModel):
                     parts.append(delta.content)
                     if self._on_delta:
                         self._on_delta(delta.content)
-                    if "```" in delta.content and has_complete_block("".join(parts)):
+                    # A fence may come split across deltas ("``" then "`\n"); a tag block ends at the stop sequence.
+                    if "`" in delta.content and has_complete_block("".join(parts)):
                         break
         finally:
             _close(stream)

@@ -116,6 +116,18 @@ def test_cleaning_is_idempotent_and_never_leaves_a_doubled_close_tag(raw: str) -
         ("Thought: still writing\n<code>\nprint(1)\n", "Thought: still writing\n<code>\nprint(1)\n"),
         ("Just prose, no code.", "Just prose, no code."),
         ("Here is output:\n```\nnot python\n```", "Here is output:\n```\nnot python\n```"),
+        # Labels small models write: smolagents alone would run "3\nx = 1" for python3 and miss Python.
+        ("T\n```python3\nx = 1\n```\n```python3\nfinal_answer(x)\n```", "T\n<code>\nx = 1\n</code>"),
+        ("T\n```Python\nx = 1\n```", "T\n<code>\nx = 1\n</code>"),
+        # A bare fence is code when it parses as Python; output the model expects is skipped.
+        (
+            "T\n```\nprint(web_search(query='x'))\n```\nThen\n```\nfinal_answer('y')\n```",
+            "T\n<code>\nprint(web_search(query='x'))\n</code>",
+        ),
+        (
+            "Expected:\n```\n1. Some result ...\n```\n```py\nx = 2\n```",
+            "Expected:\n```\n1. Some result ...\n```\n<code>\nx = 2\n</code>",
+        ),
     ],
 )
 def test_first_code_block_keeps_only_the_first_complete_block(raw: str, expected: str) -> None:
