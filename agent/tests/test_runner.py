@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from claw_agent import NO_CODE_ERROR
+from claw_agent import NO_CODE_ERROR, SUMMARY_MAX_TOKENS
 from context import estimate_tokens
 from events import ErrorEvent, FinalEvent, StepEvent, ThinkingEvent
 from history import Turn
@@ -146,6 +146,7 @@ def test_out_of_steps_ends_honestly_in_the_owners_words_and_keeps_the_prompt_pre
     assert len(bodies) == 3
     assert texts(bodies[2])[:2] == texts(bodies[0])[:2], "same system prompt and task: Ollama's cache is reused"
     assert "You have used all 2 steps" in texts(bodies[2])[-1]
+    assert [b["options"]["num_predict"] for b in bodies] == [1024, 1024, SUMMARY_MAX_TOKENS], "a summary, not a step"
 
 
 def test_out_of_steps_summary_written_as_code_still_reaches_the_owner_as_text(
