@@ -23,8 +23,8 @@ from settings import Settings  # noqa: E402
 from tools.send_file import human_size  # noqa: E402
 
 logger = logging.getLogger("agent.console")
-# The same words as the gateway's note (gateway/lib/unfinished-note.ts) under an answer whose steps ran out.
-UNFINISHED_NOTE = "⏹ Stopped before finishing (step limit reached)."
+# The gateway's English note (gateway/lib/unfinished-note.ts) under an answer whose steps ran out.
+UNFINISHED_NOTE = "⏹ Stopped after {steps} steps, before finishing (the step limit)."
 # System fonts only: the default theme would make the browser fetch Google Fonts.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
@@ -109,7 +109,7 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
                         )
                     )
                 elif isinstance(event, FinalEvent):
-                    note = "" if event.finished else f"\n\n{UNFINISHED_NOTE}"
+                    note = "" if event.finished else "\n\n" + UNFINISHED_NOTE.format(steps=event.steps)
                     if event.attachments:  # sent with the answer in a chat; here, only named
                         files = ", ".join(f"{a['name']} ({human_size(a['size'])})" for a in event.attachments)
                         note += f"\n\n📎 {files}"

@@ -66,6 +66,15 @@ def test_console_streams_steps_and_the_final_answer(console: str, fake_ollama: F
     assert any("42" in m["content"] for m in messages if m["metadata"].get("title", "").startswith("🛠️ Step 1"))
 
 
+def test_console_says_when_the_steps_ran_out(console: str, fake_ollama: FakeOllama) -> None:
+    looping = 'Thought: again.\n<code>\nprint("page")\n</code>'
+    script(fake_ollama, *[looping] * 6, "J'ai lu six pages sans trouver la réponse.")
+    messages = Client(console, verbose=False).predict("Lis tout le site", "smart", api_name="/chat")
+    assert messages[-1]["content"] == (
+        "J'ai lu six pages sans trouver la réponse.\n\n⏹ Stopped after 6 steps, before finishing (the step limit)."
+    )
+
+
 def test_console_offers_detected_models_and_reports_missing_ones(console: str) -> None:
     client = Client(console, verbose=False)
     messages = client.predict("hi", "vision", api_name="/chat")

@@ -14,7 +14,6 @@ import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { langOf, texts } from "../lib/commands/texts";
-import { UNFINISHED_NOTE } from "../lib/unfinished-note";
 import { startFakeAgent } from "../tests/support/fake-agent";
 import { check, passed } from "./checks";
 import { agentAvailable, chromiumArgs, chromiumPath, gatewayDir, secret, startAgent, startFakeOllama, startGateway, stopAll, stopOnSignals } from "./stack";
@@ -64,6 +63,8 @@ async function thinkingAndUnfinished(browser: Browser, logDir: string) {
     await logIn(page, gateway.url, token);
 
     const thought = "The owner asks for flights; checking the first airline.";
+    // The persona's language is French by default; the note names the steps.
+    const UNFINISHED = "⏹ Arrêté après 5 étapes, avant la fin (limite d'étapes).";
     const held = new Promise<void>((resolve) => (release = resolve));
     agent.reply = () => ({
       thinking: ["The owner asks for flights; ", "checking the first airline."],
@@ -71,6 +72,7 @@ async function thinkingAndUnfinished(browser: Browser, logDir: string) {
       deltas: ["Two flights found so far."],
       response: "Two flights found so far.",
       finished: false,
+      steps: 5,
     });
     await send(page, "find me flights");
     const thinking = page.getByTestId("live-thinking");
@@ -91,7 +93,7 @@ async function thinkingAndUnfinished(browser: Browser, logDir: string) {
     await page.getByTestId("live-turn").waitFor({ state: "detached" });
     check((await page.getByTestId("live-thinking").count()) === 0, "the thinking goes away when the answer arrives");
     const text = (await answer.textContent()) ?? "";
-    check(text.includes(UNFINISHED_NOTE), "an answer the agent could not finish carries the note");
+    check(text.includes(UNFINISHED), "an answer the agent could not finish carries the note");
     check(!text.includes("checking the first airline"), "the thinking is not part of the answer");
     await page.screenshot({ path: path.join(resultsDir, "chat-unfinished.png"), fullPage: true });
 
@@ -99,7 +101,7 @@ async function thinkingAndUnfinished(browser: Browser, logDir: string) {
     const again = page.getByTestId("message-assistant").filter({ hasText: "Two flights found so far." });
     await again.waitFor();
     const storedText = (await again.textContent()) ?? "";
-    check(storedText.includes(UNFINISHED_NOTE) && !storedText.includes("checking the first airline"), "after a refresh: the note kept, no thinking");
+    check(storedText.includes(UNFINISHED) && !storedText.includes("checking the first airline"), "after a refresh: the note kept, no thinking");
 
     process.stdout.write("files sent back (scripted agent)\n");
     // A real PNG (the page itself, 40×30), so the browser has to decode it.

@@ -8,7 +8,6 @@ import { listJobs } from "../lib/cron-jobs";
 import { parseCronPrompt } from "../lib/cron-prompt";
 import { db } from "../lib/db/client";
 import { listMessagesByConversation } from "../lib/db/messages";
-import { UNFINISHED_NOTE } from "../lib/unfinished-note";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
 
@@ -125,9 +124,9 @@ describe("/api/cron", () => {
   it("sends and stores the unfinished note when the agent ran out of steps on a scheduled run", async () => {
     const web = await dueJob({ name: "long web", prompt: "Résume mes mails" });
     await dueJob({ name: "long phone", prompt: "Résume mes mails", channel: "whatsapp", channelId: owner });
-    agent.reply = () => ({ finished: false, response: "Arrêté après 2 mails sur 5." });
+    agent.reply = () => ({ finished: false, steps: 1, response: "Arrêté après 2 mails sur 5." });
     expect(await (await callCron()).json()).toMatchObject({ ran: [{ status: "ok" }, { status: "ok" }] });
-    const expected = `Arrêté après 2 mails sur 5.\n\n${UNFINISHED_NOTE}`;
+    const expected = "Arrêté après 2 mails sur 5.\n\n⏹ Arrêté après 1 étape, avant la fin (limite d'étapes).";
     expect(graph.sent).toEqual([{ to: owner, body: expected }]);
     expect((await listMessagesByConversation({ conversationId: web.channelId })).at(-1)).toMatchObject({ role: "assistant", content: expected });
   });

@@ -9,7 +9,6 @@ import { saveSettings } from "../lib/db/settings";
 import { getTurnById } from "../lib/db/turns";
 import { createTurnRunner, type RetryPolicy, type TurnEvent } from "../lib/turns/runner";
 import { recordInbound, saveAnswer } from "../lib/turns/store";
-import { UNFINISHED_NOTE } from "../lib/unfinished-note";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 import { startFakeGraph, type FakeGraph } from "./support/fake-graph";
 
@@ -194,12 +193,13 @@ describe("runTurn", () => {
   });
 
   it("adds the unfinished note to a streamed webchat answer, in the final event and the stored message", async () => {
-    agent.reply = () => ({ finished: false, deltas: ["Voici ce que j'ai trouvé : 3 sources."], response: "Voici ce que j'ai trouvé : 3 sources.\n" });
+    await saveSettings({ values: { persona_lang: "fr" } });
+    agent.reply = () => ({ finished: false, steps: 4, deltas: ["Voici ce que j'ai trouvé : 3 sources."], response: "Voici ce que j'ai trouvé : 3 sources.\n" });
     const events: TurnEvent[] = [];
     const outcome = await runner().runTurn(inbound("cherche", "thread-unfinished", { channel: "webchat" }), {
       listener: (event) => events.push(event),
     });
-    const expected = `Voici ce que j'ai trouvé : 3 sources.\n\n${UNFINISHED_NOTE}`;
+    const expected = "Voici ce que j'ai trouvé : 3 sources.\n\n⏹ Arrêté après 4 étapes, avant la fin (limite d'étapes).";
     expect(outcome).toMatchObject({ state: "delivered", answer: { response: expected } });
     expect(events.at(-1)).toMatchObject({ type: "final", response: expected, finished: false });
     const messages = await listMessagesByConversation({ conversationId: outcome.conversationId });
@@ -335,17 +335,19 @@ describe("recovery", () => {
   });
 
   it("sends and stores the unfinished note with a WhatsApp answer the agent could not finish", async () => {
-    agent.reply = () => ({ finished: false, response: "I stopped here: **two** of the three flights checked." });
+    // In the owner's language: English here.
+    await saveSettings({ values: { persona_lang: "en" } });
+    agent.reply = () => ({ finished: false, steps: 6, response: "I stopped here: **two** of the three flights checked." });
     const outcome = await whatsappRunner().runTurn(inbound("check the flights", "16505550005"));
     expect(outcome.state).toBe("delivered");
     expect(agent.requests.at(-1)?.path).toBe("/run");
     expect(graph.sent).toEqual([
-      { to: "16505550005", body: `I stopped here: *two* of the three flights checked.\n\n${UNFINISHED_NOTE}` },
+      { to: "16505550005", body: "I stopped here: *two* of the three flights checked.\n\n⏹ Stopped after 6 steps, before finishing (the step limit)." },
     ]);
     const messages = await listMessagesByConversation({ conversationId: outcome.conversationId });
     expect(messages.at(-1)).toMatchObject({
       role: "assistant",
-      content: `I stopped here: **two** of the three flights checked.\n\n${UNFINISHED_NOTE}`,
+      content: "I stopped here: **two** of the three flights checked.\n\n⏹ Stopped after 6 steps, before finishing (the step limit).",
     });
   });
 

@@ -4,7 +4,6 @@ import { captureOutput } from "./support/capture-output";
 import * as chat from "../app/api/chat/route";
 import * as messages from "../app/api/conversations/[id]/messages/route";
 import { bodyChunks, parseSse, type SseEvent } from "../lib/sse";
-import { UNFINISHED_NOTE } from "../lib/unfinished-note";
 import { startFakeAgent, type FakeAgent } from "./support/fake-agent";
 
 // The two additions to the agent's contract, through the real /api/chat route:
@@ -70,12 +69,13 @@ it("relays thinking to the browser as progress, and stores and logs none of it",
 it("streams and stores the note when the agent ran out of steps", async () => {
   agent.reply = () => ({
     finished: false,
+    steps: 4,
     thinking: [`Out of steps ${marker}`],
     deltas: ["Je me suis arrêté : deux pistes trouvées."],
     response: "Je me suis arrêté : deux pistes trouvées.",
   });
   const list = await chatTurn("cherche pour moi");
-  const expected = `Je me suis arrêté : deux pistes trouvées.\n\n${UNFINISHED_NOTE}`;
+  const expected = "Je me suis arrêté : deux pistes trouvées.\n\n⏹ Arrêté après 4 étapes, avant la fin (limite d'étapes).";
   const final = JSON.parse(list.at(-1)!.data) as { conversationId: string; response: string; finished: boolean };
   expect(list.at(-1)!.event).toBe("final");
   expect(final).toMatchObject({ response: expected, finished: false });

@@ -22,7 +22,7 @@ export interface ComposedAnswer {
 }
 
 export async function composeAnswer(
-  { agent, result, lang }: { agent: AgentClient; result: Pick<AgentResult, "response" | "finished" | "attachments" | "approvals">; lang: Lang },
+  { agent, result, lang }: { agent: AgentClient; result: Pick<AgentResult, "response" | "finished" | "steps" | "attachments" | "approvals">; lang: Lang },
   turn: { id: string; channel: string; channelId: string; isScheduled: boolean },
 ): Promise<ComposedAnswer> {
   const { files, missing } = await fetchAttachments(agent, result.attachments, { turnId: turn.id });
@@ -30,7 +30,7 @@ export async function composeAnswer(
   const unattended = [...new Set(result.approvals.filter((a) => a.decision === "unattended").map((a) => a.tool))];
   const response = [
     ...notices.lines,
-    answerText(result.response, result.finished),
+    answerText(result.response, result, lang),
     ...missing.map(attachmentNotes[lang].unavailable),
     ...(unattended.length > 0 ? [approvalTexts[lang].notRun(unattended)] : []),
   ].join("\n\n");
