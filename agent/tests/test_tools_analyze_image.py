@@ -208,6 +208,15 @@ def test_analyze_image_turns_thinking_off_and_sends_keep_alive(
     assert second["think"] is False and second["keep_alive"] == -1
 
 
+def test_analyze_image_caps_the_answer_with_num_predict(
+    shared_ollama: fake_ollama.FakeOllama, image: Path, allowed: Path
+) -> None:
+    # A vision model caught in a loop would otherwise write until the timeout.
+    make_tool(shared_ollama.url, [allowed], max_output_tokens=300)(image_path=str(image))
+    [body] = recorded_bodies(shared_ollama, 1)
+    assert body["options"]["num_predict"] == 300
+
+
 def test_analyze_image_downscales_large_png_keeping_aspect_and_format(
     shared_ollama: fake_ollama.FakeOllama, allowed: Path
 ) -> None:

@@ -14,6 +14,7 @@ from smolagents import Tool
 from settings import ALL_TOOLS, Settings
 from tests.fakes.tokens import count_tokens
 from tools import GUI_TOOLS, TOOL_SUMMARIES, build_tools, tool_availability
+from tools.analyze_image import AnalyzeImageTool
 from tools.file_system import OPERATIONS
 from tools.mouse_keyboard import ACTIONS
 
@@ -163,6 +164,12 @@ def test_analyze_image_from_settings_reads_screenshot_and_media_dirs(tmp_path: P
     outside = tmp_path / "elsewhere.png"
     Image.new("RGB", (4, 4)).save(outside)
     assert "outside the allowed folders" in analyze(image_path=str(outside))
+
+
+def test_analyze_image_from_settings_caps_its_answer_at_agent_max_output_tokens(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, agent_tools="analyze_image", agent_max_output_tokens=333)
+    [analyze] = build_tools(settings, lambda: "qwen3-vl:2b")
+    assert isinstance(analyze, AnalyzeImageTool) and analyze.max_output_tokens == 333
 
 
 def test_tool_logs_carry_metadata_but_never_content(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

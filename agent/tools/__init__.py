@@ -62,6 +62,7 @@ _BUILDERS: dict[str, Callable[[Settings, Callable[[], str]], Tool]] = {
         max_image_bytes=s.agent_max_image_bytes,
         keep_alive=s.keep_alive,
         max_pixels=s.vision_max_pixels,
+        max_output_tokens=s.agent_max_output_tokens,
     ),
     "schedule_message": lambda s, _: ScheduleMessageTool(s.gateway_url, s.api_key),
     "send_file": lambda s, _: SendFileTool(

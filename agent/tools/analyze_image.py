@@ -51,6 +51,7 @@ Example: analyze_image(image_path="photos/receipt.jpg", question="What is the to
         max_image_bytes: int = 10 * 1024 * 1024,
         keep_alive: str | int = "30m",
         max_pixels: int = 1280,
+        max_output_tokens: int = 1024,
     ) -> None:
         super().__init__()
         if not readable_dirs:
@@ -63,6 +64,8 @@ Example: analyze_image(image_path="photos/receipt.jpg", question="What is the to
         # Ollama's form: seconds as a number, or a duration string such as "30m" (a numeric string is refused).
         self.keep_alive = keep_alive
         self.max_pixels = max_pixels
+        # Ollama's num_predict: a vision model caught in a loop stops here instead of writing until the timeout.
+        self.max_output_tokens = max_output_tokens
 
     def forward(self, image_path: str, question: str | None = None) -> str:
         started = time.monotonic()
@@ -100,6 +103,7 @@ Example: analyze_image(image_path="photos/receipt.jpg", question="What is the to
             # Ollama turns thinking on for models that can think; the answer would wait for text nobody reads.
             "think": False,
             "keep_alive": self.keep_alive,
+            "options": {"num_predict": self.max_output_tokens},
         }
         try:
             response = httpx.post(
