@@ -30,6 +30,7 @@ OUT_OF_STEPS_REQUEST = (
     "three sentences, in the language of their message, that you stopped before finishing and what you found so far."
 )
 OUT_OF_STEPS_FALLBACK = "I stopped after {steps} steps without finishing the task."
+PRINTED_KEPT_CHARS = 1_000_000
 # Two or three sentences take well under 200 tokens; a model that rambles instead costs 32 s more on a CPU, not 128.
 SUMMARY_MAX_TOKENS = 256
 
@@ -82,7 +83,9 @@ def build_agent(
         prompt_templates=prompt_templates(),
         additional_authorized_imports=list(settings.agent_authorized_imports),
         max_steps=settings.agent_max_steps,
-        max_print_outputs_length=settings.agent_max_observation_chars,
+        # smolagents would cut printed output to the cap itself, keeping its start and end, so that bound_step
+        # could no longer say how much was left out; it keeps up to this much, and bound_step caps it.
+        max_print_outputs_length=PRINTED_KEPT_CHARS,
         executor_kwargs={"timeout_seconds": math.ceil(settings.agent_executor_timeout_s)},
         verbosity_level=-1,
         # Called when a step ends, before its observation goes into the next prompt.

@@ -18,6 +18,8 @@ SHORTENED_OBSERVATION_CHARS = 300
 TASK_PREFIX = "New task:\n"
 _MIXED_CASE = re.compile(r"[A-Za-z]*[a-z][A-Z][A-Za-z]*")
 _LONE_SPACE = re.compile(r"\s+(?![A-Za-z])")
+# The note a tool ends its output with when it cut it itself (file_system, os_exec, clipboard): "[truncated: …]".
+_TOOL_NOTE = re.compile(r"^\[(?:output )?truncated[^\n]{0,400}$", re.MULTILINE)
 
 
 def estimate_tokens(text: str) -> int:
@@ -34,14 +36,20 @@ def estimate_tokens(text: str) -> int:
 
 
 def cap_text(text: str, limit: int) -> str:
-    """The start of `text` up to `limit` characters, ending with how much was left out and how to read more."""
+    """The start of `text` up to `limit` characters, ending with how much was left out and how to read more.
+
+    A tool's own note in the part left out (file_system's "[truncated: … a 300090-byte file …]") is kept after
+    ours: it says what the printed value itself is missing.
+    """
     if len(text) <= limit:
         return text
     left_out = len(text) - limit
+    notes = _TOOL_NOTE.findall(text, limit)
     return (
         text[:limit]
         + f"\n[… {left_out} more characters left out of {len(text)}. To read more, print a slice of the value "
         f"(e.g. print(text[{limit}:{limit * 2}])) or search it with re, instead of printing it whole.]"
+        + "".join(f"\n{note}" for note in notes[-1:])
     )
 
 

@@ -53,6 +53,15 @@ def test_cap_keeps_the_start_and_says_how_much_was_left_out_and_how_to_read_more
     assert cap_text("short", 4000) == "short"
 
 
+def test_cap_keeps_a_tools_closing_note() -> None:
+    note = "[truncated: showed the first 20000 characters of a 300090-byte file. Use os_exec to read further.]"
+    printed = "Execution logs:\n" + "b" * 20_000 + "\n\n" + note + "\nLast output from code snippet:\nNone"
+    capped = cap_text(printed, 4000)
+    assert capped.endswith("\n" + note)
+    assert f"{len(printed) - 4000} more characters left out of {len(printed)}." in capped
+    assert cap_text("c" * 5000 + "\n[1, 2, 3]\n", 4000).endswith("instead of printing it whole.]"), "data is no note"
+
+
 def _msg(role: MessageRole, text: str) -> ChatMessage:
     return ChatMessage(role=role, content=[{"type": "text", "text": text}])
 

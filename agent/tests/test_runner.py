@@ -3,6 +3,7 @@ the context budget over a whole run, the honest end when steps run out, and the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -179,8 +180,14 @@ def test_a_300kb_file_printed_whole_is_capped_and_the_next_prompt_still_fits_wit
     second = chats(ollama)[1]
     assert prompt_estimate(second) + 1024 <= 8192
     joined = "\n".join(texts(second))
-    assert "more characters left out" in joined and "print(text[4000:8000])" in joined
+    assert "print(text[4000:8000])" in joined
     assert "Current message from the owner:\nRésume le fichier big.txt" in joined
+    # The count is the printed value's real length (file_system's 20,000 characters and its note), and the tool's
+    # own note, which says the file is larger still, survives the cap.
+    total = int(re.search(r"more characters left out of (\d+)\.", joined).group(1))  # type: ignore[union-attr]
+    assert 20_000 < total < 20_400
+    assert f"[truncated: showed the first 20000 characters of a {big.stat().st_size}-byte file." in joined
+    assert "This content has been truncated" not in joined
 
 
 def test_every_step_of_a_long_run_fits_num_ctx_shortening_old_observations_then_old_history(
