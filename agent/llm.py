@@ -4,16 +4,25 @@ deltas and thinking relayed, and the model's text cut to one clean code block.""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from smolagents import ChatMessage, LiteLLMModel, MessageRole, Model, TokenUsage
+# LiteLLM fetches a price map from the internet when imported unless told to use its bundled copy. This module is
+# where the agent's LiteLLM is set up; whoever imports litellm imports this first (model_errors.py does).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from context import ContextBudget, content_texts
-from model_router import ResolvedModel
-from settings import Settings
+import litellm  # noqa: E402
+from smolagents import ChatMessage, LiteLLMModel, MessageRole, Model, TokenUsage  # noqa: E402
+
+from context import ContextBudget, content_texts  # noqa: E402
+from model_router import ResolvedModel  # noqa: E402
+from settings import Settings  # noqa: E402
+
+# LiteLLM prints coloured "Give Feedback / Get Help" banners to stdout on errors; the agent's output is JSON only.
+litellm.suppress_debug_info = True
 
 _CODE_TAG = re.compile(r"</?code>")
 # A complete code block: smolagents' tags, or a Markdown fence, which small models often use instead, labelled

@@ -69,5 +69,7 @@ def configure_logging(level: str = "INFO", redactor: Redactor | None = None) -> 
         uv_logger = logging.getLogger(name)
         uv_logger.handlers[:] = []
         uv_logger.propagate = True
+    # Python's warnings (a library's deprecation, say) would print plain text to stderr; they become JSON lines too.
+    logging.captureWarnings(True)
     # Access lines would repeat what the request log already says.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
 
-# LiteLLM fetches a price map from the internet when imported unless told to use its bundled copy.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+import httpx
+from smolagents.utils import AgentGenerationError
 
-import httpx  # noqa: E402
-import litellm  # noqa: E402
-from smolagents.utils import AgentGenerationError  # noqa: E402
+from context import ContextOverflowError
+from errors import ServiceError, model_missing, model_unreachable, ollama_failed
+from llm import litellm  # set up there before anything imports it: no price-map fetch, no banners
+from model_router import ResolvedModel
+from settings import Settings
 
-from context import ContextOverflowError  # noqa: E402
-from errors import ServiceError, model_missing, model_unreachable, ollama_failed  # noqa: E402
-from model_router import ResolvedModel  # noqa: E402
-from settings import Settings  # noqa: E402
-
-# LiteLLM prints coloured "Give Feedback / Get Help" banners to stdout on errors; the agent's output is JSON only.
-litellm.suppress_debug_info = True
 # Every log line of a run keeps the one logger name, whichever module writes it.
 logger = logging.getLogger("runner")
 

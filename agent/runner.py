@@ -101,7 +101,7 @@ class AgentRunner:
 
     def warm_up(self) -> None:
         """Pay LiteLLM's lazy imports now (~200 ms) rather than in the owner's first turn; nothing leaves the machine."""
-        import litellm  # configured when model_errors was imported
+        from llm import litellm  # set up there (bundled price map, no banners)
 
         chunks = litellm.completion(
             model="ollama_chat/warm-up", messages=[{"role": "user", "content": "hi"}], mock_response="ok", stream=True

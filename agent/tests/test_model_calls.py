@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import Service, start_service
+from tests.conftest import AGENT_DIR, Service, start_service
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
 from tests.test_service import chat_requests, script
@@ -78,3 +80,20 @@ def test_every_line_the_agent_writes_is_json_even_when_the_model_fails(tmp_path:
     for line in lines:
         assert isinstance(json.loads(line), dict), line
     assert "Give Feedback" not in running.log_text()
+
+
+def test_litellm_is_set_up_by_whichever_module_imports_it_first() -> None:
+    """The bundled price map (no fetch from the internet) and no banners, whatever the import order."""
+    probe = (
+        "import os, sys; os.environ.pop('LITELLM_LOCAL_MODEL_COST_MAP', None); import {module}; import litellm; "
+        "sys.stdout.write(os.environ.get('LITELLM_LOCAL_MODEL_COST_MAP', '') + ' ' + str(litellm.suppress_debug_info))"
+    )
+    for module in ("llm", "model_errors", "runner"):
+        result = subprocess.run(
+            [sys.executable, "-c", probe.format(module=module)],
+            cwd=AGENT_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert result.stdout == "True True", (module, result.stdout, result.stderr)
