@@ -80,7 +80,18 @@ class Settings(BaseSettings):
     models_fast: CommaList = ["qwen3:4b", "qwen3:1.7b", "llama3.2:3b", "gemma3:4b", "qwen3:8b"]
     models_smart: CommaList = ["qwen3:8b", "qwen3:14b", "llama3.1:8b", "mistral:7b", "gemma3:12b", "qwen3:4b"]
     models_main: CommaList = ["qwen3:14b", "qwen3:32b", "gemma3:27b", "mistral-small:24b", "qwen3:8b"]
-    models_vision: CommaList = ["qwen3-vl:2b", "qwen3-vl:4b", "qwen3-vl:8b", "qwen2.5vl:3b", "llava:7b", "gemma3:4b"]
+    # -instruct first: some qwen3-vl thinking tags think even with think:false (ollama issues #12837, #13353).
+    models_vision: CommaList = [
+        "qwen3-vl:2b-instruct",
+        "qwen3-vl:4b-instruct",
+        "qwen3-vl:8b-instruct",
+        "qwen3-vl:2b",
+        "qwen3-vl:4b",
+        "qwen3-vl:8b",
+        "qwen2.5vl:3b",
+        "llava:7b",
+        "gemma3:4b",
+    ]
 
     zai_api_key: SecretStr | None = None
     zai_base_url: str = "https://api.z.ai/api/paas/v4"

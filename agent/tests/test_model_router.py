@@ -41,6 +41,14 @@ def test_category_falls_back_to_the_best_installed_model(ollama: FakeOllama) -> 
     assert registry(ollama.url).resolve("main").model_id == "qwen3:8b", "a known chat model before an unknown one"
 
 
+def test_vision_prefers_the_instruct_tags(ollama: FakeOllama) -> None:
+    # Some qwen3-vl thinking tags think even with think:false (ollama issues #12837, #13353).
+    ollama.models[:] = ["qwen3-vl:2b-instruct"]
+    assert registry(ollama.url).resolve("vision").model_id == "qwen3-vl:2b-instruct"
+    ollama.models[:] = ["qwen3-vl:2b", "qwen3-vl:2b-instruct"]
+    assert registry(ollama.url).resolve("vision").model_id == "qwen3-vl:2b-instruct"
+
+
 def test_vision_never_falls_back_to_a_text_model(ollama: FakeOllama) -> None:
     ollama.models[:] = ["qwen3:8b"]
     with pytest.raises(ServiceError) as caught:
