@@ -23,6 +23,8 @@ SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 MIN_SECRET_LENGTH = 32
 DEFAULT_EXECUTOR_TIMEOUT_S = 150.0
 DEFAULT_VISION_TIMEOUT_S = 120.0
+# The gateway's wait for one run (gateway/lib/agent-client.ts AGENT_TIMEOUT_MS); AGENT_TIMEOUT_S must fit inside it.
+GATEWAY_WAIT_S = 360
 _KEEP_ALIVE = re.compile(r"-?\d+|(?:\d+(?:\.\d+)?(?:h|m|s|ms))+")
 
 CommaList = Annotated[list[str], NoDecode]
@@ -248,11 +250,12 @@ class Settings(BaseSettings):
                 f"AGENT_API_KEY is shorter than {MIN_SECRET_LENGTH} characters; "
                 "generate one with `openssl rand -hex 32` and put it in .env.local"
             )
-        if not self.vision_timeout_s < self.agent_executor_timeout_s < self.agent_timeout_s:
+        if not self.vision_timeout_s < self.agent_executor_timeout_s < self.agent_timeout_s < GATEWAY_WAIT_S:
             raise ConfigError(
                 "Timeouts must nest: VISION_TIMEOUT_S < AGENT_EXECUTOR_TIMEOUT_S < AGENT_TIMEOUT_S "
-                f"(now {self.vision_timeout_s:g} < {self.agent_executor_timeout_s:g} < {self.agent_timeout_s:g}); "
-                "a slower inner step would be cut off by the outer one and its work lost"
+                f"< the gateway's {GATEWAY_WAIT_S} s wait for the agent "
+                f"(now {self.vision_timeout_s:g} < {self.agent_executor_timeout_s:g} < {self.agent_timeout_s:g} "
+                f"< {GATEWAY_WAIT_S}); a slower inner step would be cut off by the outer one and its work lost"
             )
         if self.agent_max_output_tokens * 2 > self.ollama_num_ctx:
             raise ConfigError(

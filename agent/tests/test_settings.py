@@ -64,6 +64,23 @@ def test_unsafe_settings_are_refused(tmp_path: Path, kwargs: dict[str, object], 
         make(tmp_path, **kwargs).check_startup()
 
 
+def test_agent_timeout_must_fit_inside_the_gateways_wait(tmp_path: Path) -> None:
+    # The gateway gives up on a run after 360 s (gateway/lib/agent-client.ts AGENT_TIMEOUT_MS).
+    with pytest.raises(ConfigError, match=r"Timeouts must nest.*360"):
+        make(tmp_path, agent_timeout_s=400).check_startup()
+    make(tmp_path, agent_timeout_s=300).check_startup()
+
+
+def test_gateway_wait_matches_the_gateways_agent_timeout() -> None:
+    source = (REPO_ROOT / "gateway" / "lib" / "agent-client.ts").read_text()
+    assert f"AGENT_TIMEOUT_MS = {settings_module.GATEWAY_WAIT_S}_000;" in source
+
+
+def test_vision_timeout_must_fit_inside_a_code_step(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="Timeouts must nest"):
+        make(tmp_path, vision_timeout_s=200, agent_executor_timeout_s=150).check_startup()
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
 def test_loopback_without_a_key_is_fine(tmp_path: Path, host: str) -> None:
     make(tmp_path, agent_host=host).check_startup()
