@@ -15,6 +15,8 @@ from smolagents import ChatMessage, MessageRole
 MESSAGE_OVERHEAD_TOKENS = 8
 # What an observation is cut to when an older step must make room.
 SHORTENED_OBSERVATION_CHARS = 300
+# The least of the latest observation kept when it alone is too long for the context window.
+LATEST_KEPT_MIN_CHARS = 200
 TASK_PREFIX = "New task:\n"
 _MIXED_CASE = re.compile(r"[A-Za-z]*[a-z][A-Z][A-Za-z]*")
 _LONE_SPACE = re.compile(r"\s+(?![A-Za-z])")
@@ -102,6 +104,28 @@ class ContextBudget:
                     return True
         return False
 
+    def _cut_to_fit(self, fitted: list[ChatMessage], index: int) -> bool:
+        """Keep as much of this message's start as fits (at least a few lines), with a note; True once it fits."""
+        text = message_text(fitted[index])
+        others = estimate_messages(fitted) - estimate_messages(fitted[index : index + 1])
+        low, high = LATEST_KEPT_MIN_CHARS, len(text) - 1
+        best: ChatMessage | None = None
+        while low <= high:
+            middle = (low + high) // 2
+            candidate = _with_text(
+                fitted[index],
+                text[:middle] + f"\n[… {len(text) - middle} more characters of this observation left out to fit the "
+                "context window. Print a smaller slice, or search the value with re.]",
+            )
+            if others + estimate_messages([candidate]) <= self.prompt_tokens:
+                best, low = candidate, middle + 1
+            else:
+                high = middle - 1
+        if best is None:
+            return False
+        fitted[index] = best
+        return True
+
     def fit(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
         fitted = list(messages)
         if estimate_messages(fitted) <= self.prompt_tokens:
@@ -120,10 +144,15 @@ class ContextBudget:
                 fitted[task_index] = _with_text(fitted[task_index], TASK_PREFIX + variant)
                 if estimate_messages(fitted) <= self.prompt_tokens:
                     return fitted
-        # Last resort: the model's own earlier replies (a small model may write its whole output cap each step).
+        # Then the model's own earlier replies (a small model may write its whole output cap each step).
         replies = [i for i in range(start, len(fitted) - 2) if fitted[i].role == MessageRole.ASSISTANT]
         if self._shorten(fitted, replies, "earlier reply"):
             return fitted
+        # Last, the latest observation itself, to what still fits: with a small num_ctx one printed page is enough.
+        latest = len(fitted) - 1
+        if latest >= start and fitted[latest].role in (MessageRole.TOOL_RESPONSE, MessageRole.USER):
+            if self._cut_to_fit(fitted, latest):
+                return fitted
         raise ContextOverflowError(
             f"the prompt needs about {estimate_messages(fitted)} tokens, more than the {self.prompt_tokens} available"
         )

@@ -110,8 +110,23 @@ def test_history_goes_only_after_every_older_observation() -> None:
 
 def test_overflow_that_nothing_can_fix_is_an_error_not_a_silent_truncation() -> None:
     messages = _run(["x" * 20_000])
+    system_prompt = estimate_messages(messages[:1])
     with pytest.raises(ContextOverflowError):
-        ContextBudget(1000).fit(messages)
+        ContextBudget(system_prompt + 50).fit(messages)
+
+
+def test_the_latest_observation_alone_too_long_keeps_what_fits_with_a_note() -> None:
+    # A small num_ctx (4096, less the output cap) and one printed page of JSON, after a shortened older one.
+    page = '{"id": 12345, "name": "Élodie", "tags": ["a", "b"]},\n' * 80
+    messages = _run(["older " * 400, page])
+    budget = estimate_messages(messages) - estimate_tokens(page) // 2
+    fitted = ContextBudget(budget).fit(messages)
+    assert estimate_messages(fitted) <= budget
+    latest = message_text(fitted[-1])
+    assert latest.startswith(message_text(messages[-1])[:500]), "its start is kept"
+    assert "more characters of this observation left out to fit the context window" in latest
+    assert estimate_messages(fitted) > budget - 100, "it keeps as much as fits, not a few lines"
+    assert "old observation left out" in message_text(fitted[3]), "older observations went first"
 
 
 def test_long_earlier_replies_go_last_when_nothing_else_is_left() -> None:

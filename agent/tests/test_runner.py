@@ -3,6 +3,7 @@ the context budget over a whole run, the honest end when steps run out, and the 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -211,6 +212,24 @@ def test_every_step_of_a_long_run_fits_num_ctx_shortening_old_observations_then_
     assert len(last_task) <= len(first_task)
     last = "\n".join(texts(bodies[-1]))
     assert "old observation left out" in last
+
+
+def test_a_json_page_read_with_a_small_context_is_shortened_to_fit_not_refused(
+    make_runner: Runner, ollama: FakeOllama, tmp_path: Path
+) -> None:
+    prices = tmp_path / "files" / "prices.json"
+    prices.write_text(json.dumps([{"id": i, "price": i * 7.31, "ts": 1_700_000_000 + i} for i in range(2000)]))
+    script(
+        ollama,
+        f'Thought: read.\n<code>\nprint(file_system(operation="read", path="{prices}"))\n</code>',
+        'Thought: done.\n<code>\nfinal_answer("Environ 7 300.")\n</code>',
+    )
+    runner = make_runner(ollama_num_ctx=4096, agent_tools=["web_search", "file_system", "os_exec"])
+    assert final(run(runner, "Quel est le prix moyen dans prices.json ?")).response == "Environ 7 300."
+    second = chats(ollama)[1]
+    assert sum(count_tokens(text) + 4 for text in texts(second)) + 1024 <= 4096, "the real Qwen count fits"
+    observation = texts(second)[-1]
+    assert '[{"id": 0, "price": 0.0' in observation and "left out to fit the context window" in observation
 
 
 def test_a_message_too_long_for_the_context_is_refused_before_any_model_call(
