@@ -1,16 +1,18 @@
 """The one CodeAgent the runner builds: smolagents' loop with a cheaper prompt, short step errors, capped
-observations and an honest end in the owner's words when the steps run out."""
+observations and an honest end in the owner's words when the steps, or the time, run out."""
 
 from __future__ import annotations
 
 import ast
 import logging
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from smolagents import ActionStep, ChatMessage, CodeAgent, MessageRole, Model, Tool
-from smolagents.utils import AgentParsingError
+from smolagents.utils import AgentMaxStepsError, AgentParsingError
 
 from context import ContextOverflowError, cap_text, message_text
 from llm import RunCancelled, first_code_block
@@ -26,17 +28,59 @@ NO_CODE_ERROR = (
     'write final_answer("...") inside it.'
 )
 OUT_OF_STEPS_REQUEST = (
-    "You have used all {steps} steps and cannot run more code. Without any code block, tell the owner in two or "
-    "three sentences, in the language of their message, that you stopped before finishing and what you found so far."
+    "You cannot run more code for this task: its steps or its time ran out after {steps}. Without any code "
+    "block, tell the owner in two or three sentences, in the language of their message, that you stopped before "
+    "finishing and what you found so far."
 )
-OUT_OF_STEPS_FALLBACK = "I stopped after {steps} steps without finishing the task."
+OUT_OF_STEPS_FALLBACK = "I stopped after {steps} without finishing the task."
 PRINTED_KEPT_CHARS = 1_000_000
 # Two or three sentences take well under 200 tokens; a model that rambles instead costs 32 s more on a CPU, not 128.
 SUMMARY_MAX_TOKENS = 256
+# The summary stops being read this long before the run's deadline, so that the answer leaves before the time-out;
+# with less time than SUMMARY_MIN_S left, it is not asked for at all.
+SUMMARY_MARGIN_S = 2.0
+SUMMARY_MIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class RunClock:
+    """When the run must have ended (a time.monotonic() instant; None: no limit), pushed later by the time it spent
+    waiting for the owner's approval."""
+
+    deadline: float | None = None
+    paused_s: Callable[[], float] = lambda: 0.0
+
+    def left(self) -> float:
+        return math.inf if self.deadline is None else self.deadline + self.paused_s() - time.monotonic()
 
 
 class ClawAgent(CodeAgent):
-    """smolagents' CodeAgent with a prompt that costs less to read, and an honest end when its steps run out."""
+    """smolagents' CodeAgent with a prompt that costs less to read, and an honest end when its steps or its time run
+    out."""
+
+    def __init__(self, *, clock: RunClock, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock
+
+    def end_in_time(self, step: ActionStep) -> None:
+        """After a step: when the time left would not hold another step as long as the longest so far and then the
+        summary, stop here and summarise, rather than be cut off by the time-out with nothing to show.
+
+        smolagents' loop runs while `step_number <= max_steps` and asks for the summary when it ends one past it; this
+        callback runs before the step number is incremented, so setting it to max_steps ends the loop the same way
+        running out of steps does.
+        """
+        if step.is_final_answer or isinstance(step.error, AgentMaxStepsError) or step.step_number >= self.max_steps:
+            return
+        done = [s for s in self.memory.steps if isinstance(s, ActionStep)] + [step]
+        longest = max(s.timing.duration or 0.0 for s in done)
+        left = self.clock.left()
+        if left < 2 * longest:
+            logger.info(
+                "run_ending_in_time",
+                extra={"step": step.step_number, "left_s": round(left, 1), "longest_step_s": round(longest, 1)},
+            )
+            self.step_number = self.max_steps
 
     def write_memory_to_messages(self, summary_mode: bool = False) -> list[ChatMessage]:
         # Each step's code would otherwise be read twice: in the model's reply and again in a "Calling tools:" line.
@@ -48,35 +92,46 @@ class ClawAgent(CodeAgent):
         smolagents would ask with a different system prompt, so the model re-reads everything; the same messages
         plus one request keep Ollama's prompt cache. The result goes out with `finished: false`.
         """
-        steps = self.max_steps
+        steps = sum(1 for s in self.memory.steps if isinstance(s, ActionStep))
         request = ChatMessage(
-            role=MessageRole.USER, content=[{"type": "text", "text": OUT_OF_STEPS_REQUEST.format(steps=steps)}]
+            role=MessageRole.USER,
+            content=[{"type": "text", "text": OUT_OF_STEPS_REQUEST.format(steps=_steps(steps))}],
         )
         text = ""
+        usage = None
+        left = self.clock.left()
         try:
-            reply = self.model.generate(
-                [*self.write_memory_to_messages(), request],
-                stop_sequences=["Observation:"],
-                max_tokens=SUMMARY_MAX_TOKENS,
-            )
-            text = _plain_answer(message_text(reply))
-            usage = reply.token_usage
+            if left >= SUMMARY_MIN_S:
+                reply = self.model.generate(
+                    [*self.write_memory_to_messages(), request],
+                    stop_sequences=["Observation:"],
+                    max_tokens=SUMMARY_MAX_TOKENS,
+                    # What it wrote by then is the summary (llm.AgentModel stops reading there).
+                    stop_at=time.monotonic() + left - SUMMARY_MARGIN_S,
+                )
+                text = _plain_answer(message_text(reply))
+                usage = reply.token_usage
         except Exception as exc:  # the owner still gets an answer that says the task stopped
             if isinstance(exc, ContextOverflowError | RunCancelled):
                 raise
             logger.warning("final_summary_failed", extra={"error_type": type(exc).__name__})
-            usage = None
         return ChatMessage(
             role=MessageRole.ASSISTANT,
-            content=text or OUT_OF_STEPS_FALLBACK.format(steps=steps),
+            content=text or OUT_OF_STEPS_FALLBACK.format(steps=_steps(steps)),
             token_usage=usage,
         )
 
 
 def build_agent(
-    settings: Settings, tools: Sequence[Tool], model: Model, persona: str | None, callbacks: list[Any]
+    settings: Settings,
+    tools: Sequence[Tool],
+    model: Model,
+    persona: str | None,
+    callbacks: list[Any],
+    clock: RunClock | None = None,
 ) -> ClawAgent:
-    return ClawAgent(
+    agent = ClawAgent(
+        clock=clock or RunClock(),
         tools=list(tools),
         model=model,
         instructions=(persona or "").strip() or None,
@@ -91,6 +146,8 @@ def build_agent(
         # Called when a step ends, before its observation goes into the next prompt.
         step_callbacks=callbacks,
     )
+    agent.step_callbacks.register(ActionStep, agent.end_in_time)  # after the runner's own callbacks
+    return agent
 
 
 class NoModel(Model):
@@ -98,6 +155,10 @@ class NoModel(Model):
 
     def generate(self, *args: Any, **kwargs: Any) -> ChatMessage:
         raise RuntimeError("not a model")
+
+
+def _steps(count: int) -> str:
+    return f"{count} step{'' if count == 1 else 's'}"
 
 
 def _plain_answer(text: str) -> str:

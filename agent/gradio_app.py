@@ -24,7 +24,7 @@ from tools.send_file import human_size  # noqa: E402
 
 logger = logging.getLogger("agent.console")
 # The gateway's English note (gateway/lib/unfinished-note.ts) under an answer whose steps ran out.
-UNFINISHED_NOTE = "⏹ Stopped after {steps} steps, before finishing (the step limit)."
+UNFINISHED_NOTE = "⏹ Stopped after {steps}, before finishing (step or time limit)."
 # System fonts only: the default theme would make the browser fetch Google Fonts.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
@@ -109,7 +109,12 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
                         )
                     )
                 elif isinstance(event, FinalEvent):
-                    note = "" if event.finished else "\n\n" + UNFINISHED_NOTE.format(steps=event.steps)
+                    note = (
+                        ""
+                        if event.finished
+                        else "\n\n"
+                        + UNFINISHED_NOTE.format(steps=f"{event.steps} step{'' if event.steps == 1 else 's'}")
+                    )
                     if event.attachments:  # sent with the answer in a chat; here, only named
                         files = ", ".join(f"{a['name']} ({human_size(a['size'])})" for a in event.attachments)
                         note += f"\n\n📎 {files}"

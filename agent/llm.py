@@ -7,6 +7,7 @@ import ast
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -195,8 +196,10 @@ class AgentModel(LiteLLMModel):
         tools_to_call_from: list[Any] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
-        # A caller may ask for a shorter reply than the run's cap (the summary when steps run out), never a longer one.
+        # A caller may ask for a shorter reply than the run's cap (the summary when steps run out), never a longer one,
+        # and for the reply to end by a time.monotonic() instant: what was written by then is the reply.
         output_cap = kwargs.pop("max_tokens", None)
+        stop_at: float | None = kwargs.pop("stop_at", None)
         completion_kwargs = self._prepare_completion_kwargs(
             messages=self.budget.fit(content_texts(messages)),
             stop_sequences=stop_sequences,
@@ -211,6 +214,8 @@ class AgentModel(LiteLLMModel):
         )
         if isinstance(output_cap, int) and output_cap < completion_kwargs["max_tokens"]:
             completion_kwargs["max_tokens"] = output_cap
+        if stop_at is not None:  # also bounds the wait for the first token (the prompt being read)
+            completion_kwargs["timeout"] = max(1.0, min(completion_kwargs["timeout"], stop_at - time.monotonic()))
         parts: list[str] = []
         input_tokens = output_tokens = 0
         stream = self.client.completion(**completion_kwargs, stream=True, stream_options={"include_usage": True})
@@ -218,6 +223,8 @@ class AgentModel(LiteLLMModel):
             for event in stream:
                 if self._cancel.is_set():
                     raise RunCancelled("run stopped")
+                if stop_at is not None and time.monotonic() >= stop_at:
+                    break
                 usage = getattr(event, "usage", None)
                 if usage:
                     input_tokens += usage.prompt_tokens or 0

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,7 +17,7 @@ from typing import Any
 from smolagents import ActionStep, CodeAgent, Tool
 
 from approvals import IMAGE_IN_CHAT, GatewayApprover, GuardedTool, RunApprovals, install_guards
-from claw_agent import ClawAgent, NoModel, bound_step, build_agent
+from claw_agent import ClawAgent, NoModel, RunClock, bound_step, build_agent
 from context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, estimate_tokens
 from errors import ServiceError, run_timeout
 from event_stream import EventStream
@@ -148,7 +149,7 @@ class AgentRunner:
         return tasks[0], replace(budget, task_variants=tuple(tasks[1:]))
 
     def _build_agent(
-        self, prepared: PreparedRun, stream: EventStream, cancel: threading.Event, context: RunContext
+        self, prepared: PreparedRun, stream: EventStream, cancel: threading.Event, context: RunContext, clock: RunClock
     ) -> tuple[ClawAgent, str]:
         task, budget = self._task(prepared)
         model = self._model_factory(
@@ -171,16 +172,21 @@ class AgentRunner:
         # The shared tools, those that need it bound to this run's context (tools/run_context.py): never stored on them.
         tools = bind_to_run(self._tools, context)
         persona = prepared.request.system_prompt
-        return build_agent(self._settings, tools, model, persona, [bound, stop_if_cancelled]), task
+        return build_agent(self._settings, tools, model, persona, [bound, stop_if_cancelled], clock), task
 
     def _start(
-        self, prepared: PreparedRun, cancel: threading.Event, emit: Callable[[AgentEvent | None], None]
+        self,
+        prepared: PreparedRun,
+        cancel: threading.Event,
+        emit: Callable[[AgentEvent | None], None],
+        deadline: float | None = None,
     ) -> RunApprovals:
         """Run the agent in a thread of its own, handing `emit` each event as it happens, then None once it has ended.
 
         The one bridge between the agent and its consumer: model deltas arrive through a callback in the middle of a
         step, steps through smolagents' stream, approvals from the code's thread while this one waits for it, and
         all reach `emit` in order. Returns the run's approvals (its time spent waiting for the owner moves the deadline).
+        `deadline` (time.monotonic()) lets the agent end with a summary before it is cut off.
         """
         request = prepared.request
 
@@ -213,13 +219,14 @@ class AgentRunner:
         # One context per run: the tools read it (reply_to, the outbox, the approvals) and fill it (the files sent
         # back, the approvals asked), and the final event lists those.
         context = RunContext(reply_to=request.reply_to, outbox=self.outbox, approvals=approvals)
+        clock = RunClock(deadline, approvals.paused_s)
         persona = request.system_prompt
 
         def drive() -> None:
             # The run's context for the whole run in this thread; smolagents' code worker starts from a copy of it.
             with run_context(context):
                 try:
-                    agent, task = self._build_agent(prepared, stream, cancel, context)
+                    agent, task = self._build_agent(prepared, stream, cancel, context, clock)
                     self.on_model_used(persona)
                     for item in agent.run(task, stream=True, reset=True):
                         stream.item(item, agent)
@@ -284,7 +291,8 @@ class AgentRunner:
             except TimeoutError:
                 yield ErrorEvent.of(run_timeout(timeout_s))
                 return
-            approvals = self._start(prepared, cancel, emit)
+            # The agent thread reads time.monotonic(); the event loop's clock may be another (uvloop's).
+            approvals = self._start(prepared, cancel, emit, time.monotonic() + deadline - loop.time())
             while True:
                 # The deadline moves later by the time spent waiting for the owner; during a wait it stands still.
                 left = deadline + approvals.paused_s() - loop.time()

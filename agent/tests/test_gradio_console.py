@@ -71,7 +71,7 @@ def test_console_says_when_the_steps_ran_out(console: str, fake_ollama: FakeOlla
     script(fake_ollama, *[looping] * 6, "J'ai lu six pages sans trouver la réponse.")
     messages = Client(console, verbose=False).predict("Lis tout le site", "smart", api_name="/chat")
     assert messages[-1]["content"] == (
-        "J'ai lu six pages sans trouver la réponse.\n\n⏹ Stopped after 6 steps, before finishing (the step limit)."
+        "J'ai lu six pages sans trouver la réponse.\n\n⏹ Stopped after 6 steps, before finishing (step or time limit)."
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from smolagents.utils import parse_code_blobs
 from llm import AgentModel, RunCancelled, clean_model_text, first_code_block
 from model_router import ResolvedModel
 from settings import Settings
+from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
 
 TAGS = ("<code>", "</code>")
@@ -137,3 +139,19 @@ def test_first_code_block_keeps_only_the_first_complete_block(raw: str, expected
 def test_the_kept_block_parses_as_smolagents_expects() -> None:
     kept = first_code_block("T\n```python\nprint('a')\n```\n```python\nfinal_answer('b')\n```")
     assert parse_code_blobs(kept, TAGS) == "print('a')"
+
+
+def test_generate_stops_reading_at_stop_at_and_returns_what_was_written(fake_ollama: FakeOllama) -> None:
+    """The out-of-steps summary must end before the run's deadline: what the model wrote by then is the reply."""
+    httpx.post(
+        f"{fake_ollama.url}/_fake/script",
+        json={"answers": ["J'ai lu la première page. " * 40], "delta_delay_s": 0.05},
+    ).raise_for_status()
+    settings = Settings(_env_file=None, ollama_base_url=fake_ollama.url, ollama_warm_up=False)  # type: ignore[call-arg]
+    model = AgentModel(ResolvedModel("qwen3:8b", "ollama"), settings)
+    started = time.monotonic()
+    hi = ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": "hi"}])
+    reply = model.generate([hi], stop_at=started + 0.6)
+    assert time.monotonic() - started < 1.5
+    text = str(reply.content)
+    assert text.startswith("J'ai lu la première page.") and len(text) < len("J'ai lu la première page. " * 40) - 100

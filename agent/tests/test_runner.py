@@ -147,7 +147,7 @@ def test_out_of_steps_ends_honestly_in_the_owners_words_and_keeps_the_prompt_pre
     bodies = chats(ollama)
     assert len(bodies) == 3
     assert texts(bodies[2])[:2] == texts(bodies[0])[:2], "same system prompt and task: Ollama's cache is reused"
-    assert "You have used all 2 steps" in texts(bodies[2])[-1]
+    assert "ran out after 2 steps." in texts(bodies[2])[-1]
     assert [b["options"]["num_predict"] for b in bodies] == [1024, 1024, SUMMARY_MAX_TOKENS], "a summary, not a step"
 
 

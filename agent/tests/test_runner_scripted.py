@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import litellm
 import pytest
 from smolagents import ChatMessage, MessageRole, Model, TokenUsage, Tool
 
+from claw_agent import SUMMARY_MAX_TOKENS
 from context import ContextBudget, ContextOverflowError, message_text
 from events import AgentEvent, DeltaEvent, ErrorEvent, FinalEvent, StepEvent, ThinkingEvent
 from model_router import ModelRegistry, ResolvedModel
@@ -49,6 +51,8 @@ class ScriptedModel(Model):
         self.script.prompts.append(
             "\n".join(message_text(m if isinstance(m, ChatMessage) else ChatMessage.from_dict(m)) for m in messages)
         )
+        self.script.kwargs.append(kwargs)
+        self.last_kwargs = kwargs
         replies = self.script.replies
         reply = replies[min(len(self.script.prompts), len(replies)) - 1]
         if callable(reply) and not isinstance(reply, BaseException):
@@ -71,6 +75,7 @@ class Script:
     replies: list[Reply]
     thinking: str = ""
     prompts: list[str] = field(default_factory=list)
+    kwargs: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(self, resolved: ResolvedModel, settings: Settings, **hooks: Any) -> Model:
         return ScriptedModel(self, **hooks)
@@ -153,7 +158,68 @@ def test_out_of_steps_the_final_event_says_unfinished_with_the_models_summary(
     final = events[-1]
     assert isinstance(final, FinalEvent)
     assert (final.finished, final.response, final.steps) == (False, "J'ai lu la page 1 seulement.", 1)
-    assert len(script.prompts) == 2 and "You have used all 1 steps" in script.prompts[1]
+    assert len(script.prompts) == 2 and "ran out after 1 step." in script.prompts[1]
+
+
+@pytest.mark.parametrize(
+    ("step_s", "timeout_s", "answer"),
+    [
+        # After a 3.5 s step, 6 s are left: not enough for another such step and the summary, enough for the summary.
+        (3.5, 9.5, "J'ai lu une page ; il en reste."),
+        # After a 1.2 s step, 1.8 s are left: too little even for the summary; the answer still says the task stopped.
+        (1.2, 3.0, "I stopped after 1 step without finishing the task."),
+    ],
+)
+def test_a_run_whose_time_would_run_out_ends_honestly_before_the_time_out(
+    make_runner: Callable[..., AgentRunner],
+    caplog: pytest.LogCaptureFixture,
+    step_s: float,
+    timeout_s: float,
+    answer: str,
+) -> None:
+    def slow_step(model: ScriptedModel) -> str:
+        time.sleep(step_s)  # a CPU writing a long step
+        return code('print("page")')
+
+    # A second step would read the summary's text and fail: only the summary may come after the first step.
+    script = Script([slow_step, "J'ai lu une page ; il en reste."])
+    runner = make_runner(script, agent_max_steps=6)
+
+    async def go() -> list[AgentEvent]:
+        prepared = PreparedRun(RunRequest(message="Lis tout"), OLLAMA)
+        return [event async for event in runner.aevents(prepared, timeout_s)]
+
+    with caplog.at_level(logging.INFO):
+        events = asyncio.run(go())
+    final = events[-1]
+    assert isinstance(final, FinalEvent), events
+    assert (final.finished, final.steps, final.response) == (False, 1, answer)
+    assert len(script.prompts) == (2 if answer.startswith("J'ai") else 1)
+    assert "run_ending_in_time" in caplog.text
+
+
+def test_a_summary_still_being_written_when_the_time_runs_out_is_cut_not_lost(
+    make_runner: Callable[..., AgentRunner],
+) -> None:
+    def slow_step(model: ScriptedModel) -> str:
+        time.sleep(0.4)
+        return code('print("page")')
+
+    def slow_summary(model: ScriptedModel) -> str | BaseException:
+        # The real model stops reading at stop_at (llm.AgentModel, tested in test_llm); this one is told it.
+        return "Résumé partiel." if model.last_kwargs.get("stop_at") else RuntimeError("no stop_at")
+
+    script = Script([slow_step, slow_summary])
+    runner = make_runner(script, agent_max_steps=1)
+
+    async def go() -> list[AgentEvent]:
+        return [event async for event in runner.aevents(PreparedRun(RunRequest(message="Lis"), OLLAMA), 30.0)]
+
+    final = asyncio.run(go())[-1]
+    assert isinstance(final, FinalEvent) and (final.finished, final.response) == (False, "Résumé partiel.")
+    stop_at = script.kwargs[-1]["stop_at"]
+    assert 20 < stop_at - time.monotonic() < 30, "the summary must end before the run's deadline"
+    assert script.kwargs[-1]["max_tokens"] == SUMMARY_MAX_TOKENS
 
 
 def test_a_run_cancelled_mid_step_stops_after_that_step_without_more_model_calls_or_events(

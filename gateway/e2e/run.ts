@@ -64,7 +64,7 @@ async function thinkingAndUnfinished(browser: Browser, logDir: string) {
 
     const thought = "The owner asks for flights; checking the first airline.";
     // The persona's language is French by default; the note names the steps.
-    const UNFINISHED = "⏹ Arrêté après 5 étapes, avant la fin (limite d'étapes).";
+    const UNFINISHED = "⏹ Arrêté après 5 étapes, avant la fin (limite d'étapes ou de temps).";
     const held = new Promise<void>((resolve) => (release = resolve));
     agent.reply = () => ({
       thinking: ["The owner asks for flights; ", "checking the first airline."],

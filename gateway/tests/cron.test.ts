@@ -126,7 +126,7 @@ describe("/api/cron", () => {
     await dueJob({ name: "long phone", prompt: "Résume mes mails", channel: "whatsapp", channelId: owner });
     agent.reply = () => ({ finished: false, steps: 1, response: "Arrêté après 2 mails sur 5." });
     expect(await (await callCron()).json()).toMatchObject({ ran: [{ status: "ok" }, { status: "ok" }] });
-    const expected = "Arrêté après 2 mails sur 5.\n\n⏹ Arrêté après 1 étape, avant la fin (limite d'étapes).";
+    const expected = "Arrêté après 2 mails sur 5.\n\n⏹ Arrêté après 1 étape, avant la fin (limite d'étapes ou de temps).";
     expect(graph.sent).toEqual([{ to: owner, body: expected }]);
     expect((await listMessagesByConversation({ conversationId: web.channelId })).at(-1)).toMatchObject({ role: "assistant", content: expected });
   });

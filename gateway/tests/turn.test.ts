@@ -199,7 +199,7 @@ describe("runTurn", () => {
     const outcome = await runner().runTurn(inbound("cherche", "thread-unfinished", { channel: "webchat" }), {
       listener: (event) => events.push(event),
     });
-    const expected = "Voici ce que j'ai trouvé : 3 sources.\n\n⏹ Arrêté après 4 étapes, avant la fin (limite d'étapes).";
+    const expected = "Voici ce que j'ai trouvé : 3 sources.\n\n⏹ Arrêté après 4 étapes, avant la fin (limite d'étapes ou de temps).";
     expect(outcome).toMatchObject({ state: "delivered", answer: { response: expected } });
     expect(events.at(-1)).toMatchObject({ type: "final", response: expected, finished: false });
     const messages = await listMessagesByConversation({ conversationId: outcome.conversationId });
@@ -342,12 +342,12 @@ describe("recovery", () => {
     expect(outcome.state).toBe("delivered");
     expect(agent.requests.at(-1)?.path).toBe("/run");
     expect(graph.sent).toEqual([
-      { to: "16505550005", body: "I stopped here: *two* of the three flights checked.\n\n⏹ Stopped after 6 steps, before finishing (the step limit)." },
+      { to: "16505550005", body: "I stopped here: *two* of the three flights checked.\n\n⏹ Stopped after 6 steps, before finishing (step or time limit)." },
     ]);
     const messages = await listMessagesByConversation({ conversationId: outcome.conversationId });
     expect(messages.at(-1)).toMatchObject({
       role: "assistant",
-      content: "I stopped here: **two** of the three flights checked.\n\n⏹ Stopped after 6 steps, before finishing (the step limit).",
+      content: "I stopped here: **two** of the three flights checked.\n\n⏹ Stopped after 6 steps, before finishing (step or time limit).",
     });
   });
 

@@ -75,7 +75,7 @@ it("streams and stores the note when the agent ran out of steps", async () => {
     response: "Je me suis arrêté : deux pistes trouvées.",
   });
   const list = await chatTurn("cherche pour moi");
-  const expected = "Je me suis arrêté : deux pistes trouvées.\n\n⏹ Arrêté après 4 étapes, avant la fin (limite d'étapes).";
+  const expected = "Je me suis arrêté : deux pistes trouvées.\n\n⏹ Arrêté après 4 étapes, avant la fin (limite d'étapes ou de temps).";
   const final = JSON.parse(list.at(-1)!.data) as { conversationId: string; response: string; finished: boolean };
   expect(list.at(-1)!.event).toBe("final");
   expect(final).toMatchObject({ response: expected, finished: false });
