@@ -116,10 +116,24 @@ def has_complete_block(text: str) -> bool:
     return _first_block(text) is not None
 
 
+def output_cap(resolved: ResolvedModel, settings: Settings) -> int:
+    """The most tokens one call may write: the answer's cap and, when the model thinks, room for its thinking.
+
+    Ollama's num_predict and Z.ai's max_tokens count the thinking too, so with the answer's cap alone a model that
+    thinks at length would end with nothing written. On Ollama, all of it stays within half the context window.
+    """
+    if not resolved.think:
+        return settings.agent_max_output_tokens
+    thinking = settings.agent_max_thinking_tokens
+    if resolved.provider == "ollama":
+        thinking = min(thinking, max(0, settings.ollama_num_ctx // 2 - settings.agent_max_output_tokens))
+    return settings.agent_max_output_tokens + thinking
+
+
 def context_budget(resolved: ResolvedModel, settings: Settings) -> ContextBudget:
-    """What each prompt of a run may take: the model's context window minus the output cap."""
+    """What each prompt of a run may take: the model's context window minus what one call may write."""
     window = settings.ollama_num_ctx if resolved.provider == "ollama" else CLOUD_CONTEXT_TOKENS
-    return ContextBudget(window - settings.agent_max_output_tokens)
+    return ContextBudget(window - output_cap(resolved, settings))
 
 
 class ModelFactory(Protocol):
@@ -159,7 +173,7 @@ class AgentModel(LiteLLMModel):
         budget: ContextBudget | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {
-            "max_tokens": settings.agent_max_output_tokens,
+            "max_tokens": output_cap(resolved, settings),
             # A call may take most of the turn, never more: the owner then sees the real cause, not a generic time-out.
             "timeout": settings.agent_timeout_s,
             "num_retries": 0,
@@ -182,6 +196,7 @@ class AgentModel(LiteLLMModel):
         # smolagents' own retry waits 60 s, then 120 s, on a rate limit: longer than a turn may last.
         super().__init__(model_id=resolved.litellm_id, retry=False, **kwargs)
         self.resolved = resolved
+        self._answer_cap = settings.agent_max_output_tokens
         # The runner's budget carries the task's shorter variants (AgentRunner._task).
         self.budget = budget if budget is not None else context_budget(resolved, settings)
         self._on_delta = on_delta
@@ -198,7 +213,7 @@ class AgentModel(LiteLLMModel):
     ) -> ChatMessage:
         # A caller may ask for a shorter reply than the run's cap (the summary when steps run out), never a longer one,
         # and for the reply to end by a time.monotonic() instant: what was written by then is the reply.
-        output_cap = kwargs.pop("max_tokens", None)
+        answer_cap = kwargs.pop("max_tokens", None)
         stop_at: float | None = kwargs.pop("stop_at", None)
         completion_kwargs = self._prepare_completion_kwargs(
             messages=self.budget.fit(content_texts(messages)),
@@ -212,8 +227,9 @@ class AgentModel(LiteLLMModel):
             convert_images_to_image_urls=True,
             **kwargs,
         )
-        if isinstance(output_cap, int) and output_cap < completion_kwargs["max_tokens"]:
-            completion_kwargs["max_tokens"] = output_cap
+        if isinstance(answer_cap, int):  # the thinking keeps its room
+            thinking = self.kwargs["max_tokens"] - self._answer_cap
+            completion_kwargs["max_tokens"] = min(completion_kwargs["max_tokens"], answer_cap + thinking)
         if stop_at is not None:  # also bounds the wait for the first token (the prompt being read)
             completion_kwargs["timeout"] = max(1.0, min(completion_kwargs["timeout"], stop_at - time.monotonic()))
         parts: list[str] = []

@@ -119,7 +119,7 @@ class AgentRunner:
                 + estimate_tokens(build_task(request.message, (), request.image_paths, datetime.now().astimezone()))
                 + 2 * MESSAGE_OVERHEAD_TOKENS
             )
-            available = self._settings.ollama_num_ctx - self._settings.agent_max_output_tokens
+            available = context_budget(resolved, self._settings).prompt_tokens
             if needed > available:
                 raise ServiceError(
                     "context_overflow",

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     # 0: derived from AGENT_TIMEOUT_S (below) so that the timeouts always nest.
     agent_executor_timeout_s: float = Field(default=0, ge=0)
     agent_max_output_tokens: int = Field(default=1024, ge=16)
+    agent_max_thinking_tokens: int = Field(default=2048, ge=0)
     agent_max_observation_chars: int = Field(default=4000, ge=200)
     agent_authorized_imports: CommaList = list(DEFAULT_IMPORTS)
     agent_tools: CommaList = list(ALL_TOOLS)

@@ -17,6 +17,7 @@ from claw_agent import NO_CODE_ERROR, SUMMARY_MAX_TOKENS
 from context import estimate_tokens
 from events import ErrorEvent, FinalEvent, StepEvent, ThinkingEvent
 from history import Turn
+from llm import output_cap
 from model_router import ModelRegistry
 from runner import AgentRunner, RunRequest
 from settings import ALL_TOOLS, Settings
@@ -300,6 +301,11 @@ def test_thinking_is_off_by_default_and_relayed_apart_from_the_answer_when_the_o
     events = run(make_runner(ollama_think=True), "Bonjour")
     thoughts = "".join(e.text for e in events if isinstance(e, ThinkingEvent))
     assert chats(ollama)[-1]["think"] is True and "owner sent a new message" in thoughts
+    # The thinking gets room of its own: with the answer's 1,024 alone, a long thought would leave no answer.
+    assert chats(ollama)[-1]["options"]["num_predict"] == 1024 + 2048
+    assert chats(ollama)[0]["options"]["num_predict"] == 1024, "no thinking, no extra room"
     assert "owner sent a new message" not in final(events).response
     prepared = make_runner().prepare(RunRequest(message="Pourquoi ?", model="reason"))
     assert prepared.resolved.think is True, "the reason category may think (locally when Z.ai has no key)"
+    small = make_runner(ollama_num_ctx=4096).prepare(RunRequest(message="Pourquoi ?", model="reason"))
+    assert output_cap(small.resolved, make_runner(ollama_num_ctx=4096).settings) == 2048, "at most half the window"
