@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -290,6 +291,34 @@ def test_the_warm_up_loads_the_model_with_the_fixed_prompt_so_the_first_turn_rea
     assert turn["_sim"]["evaluated_tokens"] < 200
     remaining = warmer.until_unloaded()
     assert remaining is not None and 1790 < remaining <= 1805, "the next warm-up is due when keep-alive runs out"
+
+
+def test_the_warm_up_comes_again_once_the_model_would_have_been_unloaded_and_a_turn_puts_it_off(
+    make_runner: Runner, ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warmup
+
+    monkeypatch.setattr(warmup, "UNLOAD_MARGIN_S", 0.2)
+    runner = make_runner(ollama_warm_up=True, ollama_keep_alive="2s")
+    warmer = warmup.Warmer(runner.settings, runner.registry, runner.system_prompt)
+
+    def warm_ups() -> list[dict[str, Any]]:
+        requests = httpx.get(f"{ollama.url}/_fake/requests").json()
+        return [r for r in requests if r["path"] == "/api/chat" and r["body"]["options"].get("num_predict") == 1]
+
+    warmer.start()  # warms now, then 2.2 s after the model was last used
+    deadline = time.monotonic() + 15
+    while len(warm_ups()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(warm_ups()) == 2, "loaded again once keep_alive had run out"
+    assert all(w["body"]["keep_alive"] == "2s" for w in warm_ups())
+    time.sleep(1.5)
+    warmer.used(None)  # a turn used the model: Ollama's timer started again, and so does ours
+    time.sleep(1.5)  # past when the next warm-up was due before that turn, before it is due now
+    assert len(warm_ups()) == 2, "no warm-up while the model is still loaded"
+    while len(warm_ups()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(warm_ups()) == 3
 
 
 def test_thinking_is_off_by_default_and_relayed_apart_from_the_answer_when_the_owner_turns_it_on(
