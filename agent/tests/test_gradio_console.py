@@ -75,6 +75,19 @@ def test_console_says_when_the_steps_ran_out(console: str, fake_ollama: FakeOlla
     )
 
 
+def test_console_shows_thinking_in_its_own_panel_never_in_the_answer(console: str, fake_ollama: FakeOllama) -> None:
+    thought = "The owner asks why; the sky scatters blue light."
+    httpx.post(
+        f"{fake_ollama.url}/_fake/script",
+        json={"answers": [{"text": 'Thought: ok.\n<code>\nfinal_answer("Diffusion.")\n</code>', "thinking": thought}]},
+    ).raise_for_status()
+    # `reason` thinks (on the local model when Z.ai has no key).
+    messages = Client(console, verbose=False).predict("Pourquoi le ciel est bleu ?", "reason", api_name="/chat")
+    panels = [m for m in messages if m["metadata"].get("title") == "💭 Thinking"]
+    assert [p["content"] for p in panels] == [thought] and panels[0]["metadata"]["status"] == "done"
+    assert messages[-1]["content"] == "Diffusion." and thought not in messages[-1]["content"]
+
+
 def test_console_offers_detected_models_and_reports_missing_ones(console: str) -> None:
     client = Client(console, verbose=False)
     messages = client.predict("hi", "vision", api_name="/chat")
