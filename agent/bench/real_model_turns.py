@@ -1,6 +1,6 @@
 """The processes and turns of the real-model bench (bench/bench_real_model.py): the model server and the agent
-service with the settings under test, the wait for the agent's warm-up, the three turns, and each turn's model calls
-as the model server recorded them."""
+service with the settings under test, the wait for the agent's warm-up, the three turns (sent to /run/stream, read by
+bench/real_model_stream.py), and each turn's model calls as the model server recorded them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from bench.real_model_stream import step_figures, stream_turn
 from tests.conftest import AGENT_DIR, free_port, service_env, spawn_service, wait_for_health
 from tests.fakes.searxng import FakeSearxng
 
@@ -53,7 +54,16 @@ def start_model_server(gguf: Path, log_path: Path) -> tuple[subprocess.Popen[str
     return process, f"http://127.0.0.1:{line.split()[1]}"
 
 
-def start_agent(tmp: Path, model_url: str, searx_url: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_agent(
+    tmp: Path,
+    model_url: str,
+    searx_url: str,
+    log_path: Path,
+    module: str | None = None,
+    overrides: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The agent service with the settings under test (and `overrides`): `python main.py`, or `python -m <module>`
+    (an entry module such as bench.baseline_agent that changes one thing, then starts the service as main.py does)."""
     port = free_port()
     env = service_env(
         tmp,
@@ -72,7 +82,14 @@ def start_agent(tmp: Path, model_url: str, searx_url: str, log_path: Path) -> tu
         OLLAMA_WARM_UP="true",
         OLLAMA_THINK="false",
     )
-    process = spawn_service(env, log_path)
+    env.update(overrides or {})
+    if module is None:
+        process = spawn_service(env, log_path)
+    else:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module], cwd=AGENT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
     url = f"http://127.0.0.1:{port}"
     if wait_for_health(process, url, START_TIMEOUT_S, probe_timeout_s=2):
         return process, url
@@ -82,8 +99,9 @@ def start_agent(tmp: Path, model_url: str, searx_url: str, log_path: Path) -> tu
     raise RuntimeError(f"the agent did not start (see {log_path})")
 
 
-def wait_for_warm_up(model_url: str, first_request_within_s: float = 15.0) -> None:
-    """Let the agent's start-up warm-up (OLLAMA_WARM_UP) finish, so that its model call is not counted in a turn."""
+def wait_for_warm_up(model_url: str, seen: int = 0, first_request_within_s: float = 15.0) -> None:
+    """Let the agent's start-up warm-up (OLLAMA_WARM_UP) finish, so that its model call is not counted in a turn;
+    `seen`: the model server's requests before this agent started."""
     started = time.monotonic()
     deadline = started + TIMEOUT_S
     while time.monotonic() < deadline:
@@ -91,7 +109,7 @@ def wait_for_warm_up(model_url: str, first_request_within_s: float = 15.0) -> No
             status = httpx.get(f"{model_url}/_bench/status", timeout=10).json()
         except httpx.HTTPError:
             return
-        if status["active"] == 0 and (status["requests"] > 0 or time.monotonic() - started > first_request_within_s):
+        if status["active"] == 0 and (status["requests"] > seen or time.monotonic() - started > first_request_within_s):
             return
         time.sleep(0.5)
 
@@ -147,26 +165,19 @@ def summarise_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_turns(agent_url: str, model_url: str, searx: FakeSearxng) -> list[dict[str, Any]]:
+def run_turns(agent_url: str, model_url: str, searx: FakeSearxng, label: str = "") -> list[dict[str, Any]]:
+    """The three turns sent to /run/stream, each with the previous turns (those answered) as history."""
     turns: list[dict[str, Any]] = []
     history: list[dict[str, str]] = []
     with httpx.Client(base_url=agent_url, timeout=TIMEOUT_S + 60) as client:
         for name, message in TURNS:
             seen = len(model_records(model_url))
             searches = len(searx.queries)
-            sys.stderr.write(f"real model: turn {name!r} ...\n")
+            sys.stderr.write(f"real model{label}: turn {name!r} ...\n")
             started = time.monotonic()
-            status: int | str
-            try:
-                response = client.post("/run", json={"message": message, "history": history})
-                status = response.status_code
-                try:
-                    body: dict[str, Any] = response.json()
-                except ValueError:
-                    body = {}
-            except httpx.HTTPError as exc:
-                status, body = f"client error: {type(exc).__name__}", {}
+            streamed = stream_turn(client, message, history)
             wall = time.monotonic() - started
+            body, status = streamed.body, streamed.status
             answer = str(body.get("response") or "")
             turn: dict[str, Any] = {
                 "turn": name,
@@ -179,12 +190,15 @@ def run_turns(agent_url: str, model_url: str, searx: FakeSearxng) -> list[dict[s
                 "searches": len(searx.queries) - searches,
                 "answer_chars": len(answer),
                 "answer_excerpt": (answer or str(body.get("error") or ""))[:EXCERPT_CHARS],
+                "events": dict(sorted(streamed.events.items())),
+                **step_figures(streamed.steps),
                 **summarise_calls(model_records(model_url)[seen:]),
             }
             turns.append(turn)
             sys.stderr.write(
-                f"real model: turn {name!r}: HTTP {status} code={turn['code']} finished={turn['finished']} "
-                f"steps={turn['steps']} {turn['wall_s']} s, {turn['model_calls']} model calls, "
+                f"real model{label}: turn {name!r}: HTTP {status} code={turn['code']} finished={turn['finished']} "
+                f"steps={turn['steps']} ({turn['parsed_steps']} parsed, {turn['tool_steps']} calling a tool, "
+                f"{turn['code_errors']} code errors) {turn['wall_s']} s, {turn['model_calls']} model calls, "
                 f"max prompt {turn['max_prompt_tokens']}/{turn['num_ctx']} tokens, {turn['overflows']} overflows\n"
             )
             if status == 200 and answer:

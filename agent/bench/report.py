@@ -75,9 +75,10 @@ def render_real_model(figures: dict[str, Any]) -> list[str]:
         f"Before the first turn (the agent's warm-up): {warm.get('model_calls', 0)} model calls, "
         f"{warm.get('evaluated_tokens', 0)} prompt tokens read, {warm.get('model_seconds', 0)} s in the model.",
         "",
-        f"Agent ready in {figures.get('agent_ready_s')} s; {figures.get('model_requests')} model requests, "
-        f"{figures.get('model_loads')} model loads; keep_alive sent {figures.get('keep_alive_sent')}, "
-        f"think sent {figures.get('think_sent')}; all turns HTTP 200: {figures.get('all_turns_http_200')}; "
+        f"Agent ready in {figures.get('agent_ready_s')} s; in the whole run (every configuration below) "
+        f"{figures.get('model_requests')} model requests, {figures.get('model_loads')} model loads (another num_ctx "
+        f"reloads the model); keep_alive sent {figures.get('keep_alive_sent')}, "
+        f"think sent {figures.get('think_sent')}; the turns above HTTP 200: {figures.get('all_turns_http_200')}; "
         f"total {figures.get('total_s')} s (one sampled run; 1-minute load average {figures.get('load_average_start')} "
         f"at the start, {figures.get('load_average_end')} at the end: other work slows llama.cpp on a few cores).",
     ]
@@ -87,7 +88,97 @@ def render_real_model(figures: dict[str, Any]) -> list[str]:
     if excerpts:
         lines += ["", "What came back (first characters):", ""]
         lines += [f"- {name}: {_cell(text)}" for name, text in excerpts]
-    return lines
+    return lines + render_prompt_comparison(figures.get("configs") or {})
+
+
+def render_prompt_comparison(configs: dict[str, Any]) -> list[str]:
+    """Our system prompt next to smolagents' own, the same turns against the same model server in the same run."""
+    if not configs:
+        return []
+    lines = [
+        "",
+        "### Our system prompt against smolagents' own",
+        "",
+        "The same three turns, settings and model server in the same run, with the agent as it is (*ours*, "
+        "`agent/prompt.py`) and with smolagents' own prompt templates (*smolagents*, `agent/bench/baseline_agent.py`), "
+        "which at the same num_ctx leave no room for a turn; so they run once more with twice the context, the one "
+        "setting changed. Read from `/run/stream`'s step events. *System prompt* is the warm-up's "
+        "prompt (the system prompt alone) in the model's tokens; a *parsed* step had a code block; a *tool* step "
+        "called one of the agent's tools (final_answer included); *code errors* are the other step errors.",
+        "",
+        "| config | system prompt tokens | largest prompt / num_ctx | turns HTTP 200 | finished | steps "
+        "| parsed (format compliance) | tool steps | of which final_answer | code errors | searches | model calls "
+        "| evaluated tokens | output tokens | model s | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, config in configs.items():
+        t = config.get("totals") or {}
+        if not t:
+            lines.append(f"| {name} | not run: {_cell(config.get('failed') or '?')} |" + " |" * 14)
+            continue
+        num_ctx = (config.get("env") or {}).get("OLLAMA_NUM_CTX") or max(
+            (turn.get("num_ctx") or 0 for turn in config.get("turns") or []), default=0
+        )
+        cells = [
+            name,
+            t.get("system_prompt_tokens"),
+            f"{t.get('max_prompt_tokens')} / {num_ctx}" if t.get("model_calls") else f"no call / {num_ctx}",
+            f"{t.get('turns_http_200')} / {t.get('turns')}",
+            t.get("turns_finished"),
+            t.get("steps"),
+            f"{t.get('parsed_steps')} ({t.get('format_compliance') if t.get('steps') else 'no step'})",
+            t.get("tool_steps"),
+            t.get("final_answer_steps"),
+            t.get("code_errors"),
+            t.get("searches"),
+            t.get("model_calls"),
+            t.get("evaluated_tokens"),
+            t.get("output_tokens"),
+            t.get("model_seconds"),
+            t.get("wall_s"),
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return [*lines, "", _comparison_sentence(configs)]
+
+
+def _comparison_sentence(configs: dict[str, Any]) -> str:
+    """What the table shows: whether the shorter prompt lowered format compliance or tool use, and what it cost."""
+    ours = (configs.get("ours") or {}).get("totals") or {}
+    if not ours:
+        return "The agent as it is did not run: nothing to compare."
+    parts = ["The 135M model is far too small to follow the CodeAgent format with either prompt."]
+    for name, config in configs.items():
+        base = config.get("totals") or {}
+        if name == "ours" or not base:
+            continue
+        if not base.get("turns_http_200"):
+            excerpt = next((t.get("answer_excerpt") for t in config.get("turns") or []), "") or ""
+            parts.append(
+                f"*{name}*: the agent refused every turn before calling the model ({_codes(config)}: "
+                f"{_cell(excerpt.split('(', 1)[-1].split(')', 1)[0])}), with a system prompt of "
+                f"{base.get('system_prompt_tokens')} tokens by the model's count against {ours.get('system_prompt_tokens')}."
+            )
+            continue
+        worse = (ours.get("format_compliance") or 0) < (base.get("format_compliance") or 0) or (
+            ours.get("tool_steps") or 0
+        ) < (base.get("tool_steps") or 0)
+        verdict = (
+            "did worse on format compliance or tool use" if worse else "lowered neither format compliance nor tool use"
+        )
+        parts.append(
+            f"Next to *{name}*, the shorter prompt {verdict} (parsed steps "
+            f"{ours.get('parsed_steps')}/{ours.get('steps')} against {base.get('parsed_steps')}/{base.get('steps')}, "
+            f"tool steps {ours.get('tool_steps')} against {base.get('tool_steps')}, searches {ours.get('searches')} "
+            f"against {base.get('searches')}), with a system prompt of {ours.get('system_prompt_tokens')} tokens "
+            f"instead of {base.get('system_prompt_tokens')} and {ours.get('model_seconds')} s in the model instead of "
+            f"{base.get('model_seconds')} s (one sampled run)."
+        )
+    return " ".join(parts)
+
+
+def _codes(config: dict[str, Any]) -> str:
+    codes = sorted({f"HTTP {t.get('status')} {t.get('code') or ''}".strip() for t in config.get("turns") or []})
+    return ", ".join(codes)
 
 
 def render_model_cost(figures: dict[str, Any]) -> list[str]:
@@ -119,7 +210,9 @@ def render_model_cost(figures: dict[str, Any]) -> list[str]:
         if not config.get("turns"):
             lines.append(f"| {name} | not available: {_cell(config.get('failed') or 'not run')} |" + " |" * 13)
             continue
-        rows = [("warm-up at start-up", config.get("warm_up") or {}, {})]
+        rows: list[tuple[Any, dict[str, Any], dict[str, Any]]] = [
+            ("warm-up at start-up", config.get("warm_up") or {}, {})
+        ]
         rows += [(t.get("turn"), t, t) for t in config["turns"]]
         rows.append(("**total**", config.get("totals") or {}, {}))
         for turn, cost, status in rows:
