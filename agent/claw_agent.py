@@ -61,6 +61,9 @@ class ClawAgent(CodeAgent):
     def __init__(self, *, clock: RunClock, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.clock = clock
+        # Each step's own time: its duration less what it spent waiting for the owner's approval.
+        self._step_seconds: list[float] = []
+        self._paused_seen = 0.0
 
     def end_in_time(self, step: ActionStep) -> None:
         """After a step: when the time left would not hold another step as long as the longest so far and then the
@@ -70,10 +73,14 @@ class ClawAgent(CodeAgent):
         callback runs before the step number is incremented, so setting it to max_steps ends the loop the same way
         running out of steps does.
         """
-        if step.is_final_answer or isinstance(step.error, AgentMaxStepsError) or step.step_number >= self.max_steps:
+        if isinstance(step.error, AgentMaxStepsError):
             return
-        done = [s for s in self.memory.steps if isinstance(s, ActionStep)] + [step]
-        longest = max(s.timing.duration or 0.0 for s in done)
+        paused = self.clock.paused_s()
+        self._step_seconds.append(max(0.0, (step.timing.duration or 0.0) - (paused - self._paused_seen)))
+        self._paused_seen = paused
+        if step.is_final_answer or step.step_number >= self.max_steps:
+            return
+        longest = max(self._step_seconds)
         left = self.clock.left()
         if left < 2 * longest:
             logger.info(

@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 import litellm
 import pytest
-from smolagents import ChatMessage, MessageRole, Model, TokenUsage, Tool
+from smolagents import ActionStep, ChatMessage, MessageRole, Model, TokenUsage, Tool
+from smolagents.monitoring import Timing
 
-from claw_agent import SUMMARY_MAX_TOKENS
+from claw_agent import SUMMARY_MAX_TOKENS, NoModel, RunClock, build_agent
 from context import ContextBudget, ContextOverflowError, message_text
 from events import AgentEvent, DeltaEvent, ErrorEvent, FinalEvent, StepEvent, ThinkingEvent
 from model_router import ModelRegistry, ResolvedModel
@@ -196,6 +197,23 @@ def test_a_run_whose_time_would_run_out_ends_honestly_before_the_time_out(
     assert (final.finished, final.steps, final.response) == (False, 1, answer)
     assert len(script.prompts) == (2 if answer.startswith("J'ai") else 1)
     assert "run_ending_in_time" in caplog.text
+
+
+def test_time_spent_waiting_for_the_owner_does_not_make_a_step_look_long() -> None:
+    waited = [300.0]  # step 1 below took 310 s, 300 of them waiting for an approval
+    # 100 s are left: the deadline moved later by the 300 s waited.
+    clock = RunClock(deadline=time.monotonic() + 100 - 300, paused_s=lambda: waited[0])
+    agent = build_agent(Settings(_env_file=None), [], NoModel(), None, [], clock)  # type: ignore[call-arg]
+
+    def finish(number: int, seconds: float) -> None:
+        now = time.time()
+        agent.step_number = number
+        agent.end_in_time(ActionStep(step_number=number, timing=Timing(start_time=now - seconds, end_time=now)))
+
+    finish(1, 310.0)
+    assert agent.step_number == 1, "10 s of work: another step and the summary fit in the 100 s left"
+    finish(2, 60.0)
+    assert agent.step_number == agent.max_steps, "60 s steps: another one and the summary would not fit"
 
 
 def test_a_summary_still_being_written_when_the_time_runs_out_is_cut_not_lost(
