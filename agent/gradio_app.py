@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,10 +74,11 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
 
         timer = threading.Timer(settings.gradio_timeout_s, expire)
         timer.start()
+        deadline = time.monotonic() + settings.gradio_timeout_s  # the agent ends with a summary before it
         draft = gr.ChatMessage(role="assistant", content="", metadata={"title": "✍️ Model output", "status": "pending"})
         thinking = gr.ChatMessage(role="assistant", content="", metadata={"title": "💭 Thinking", "status": "pending"})
         try:
-            for event in runner.events(prepared, cancel):
+            for event in runner.events(prepared, cancel, deadline):
                 if isinstance(event, ThinkingEvent):
                     # Progress only: its own panel, never the answer.
                     if thinking not in shown:

@@ -248,12 +248,15 @@ class AgentRunner:
             "caption": self._redactor.redact_optional(wire["caption"]),
         }
 
-    def events(self, prepared: PreparedRun, cancel: threading.Event | None = None) -> Iterator[AgentEvent]:
+    def events(
+        self, prepared: PreparedRun, cancel: threading.Event | None = None, deadline: float | None = None
+    ) -> Iterator[AgentEvent]:
         """Run the agent, yielding events as they happen. Stops at the next step (or delta) once `cancel` is set;
-        the generator then ends when the agent's thread has."""
+        the generator then ends when the agent's thread has. With a `deadline` (time.monotonic()), the agent ends
+        with a summary before it, as under aevents' time limit; enforcing the deadline is the caller's."""
         cancel = cancel or threading.Event()
         items: queue.Queue[AgentEvent | None] = queue.Queue()
-        self._start(prepared, cancel, items.put)
+        self._start(prepared, cancel, items.put, deadline)
         try:
             while (event := items.get()) is not None:
                 if not cancel.is_set():

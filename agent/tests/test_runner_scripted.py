@@ -199,6 +199,22 @@ def test_a_run_whose_time_would_run_out_ends_honestly_before_the_time_out(
     assert "run_ending_in_time" in caplog.text
 
 
+def test_the_consoles_events_end_honestly_before_their_deadline_too(make_runner: Callable[..., AgentRunner]) -> None:
+    def slow_step(model: ScriptedModel) -> str:
+        time.sleep(3.5)
+        return code('print("page")')
+
+    script = Script([slow_step, "Une page lue."])
+    prepared = PreparedRun(RunRequest(message="Lis tout"), OLLAMA)
+    events = list(make_runner(script, agent_max_steps=6).events(prepared, deadline=time.monotonic() + 9.5))
+    final = events[-1]
+    assert isinstance(final, FinalEvent) and (final.finished, final.steps, final.response) == (
+        False,
+        1,
+        "Une page lue.",
+    )
+
+
 def test_time_spent_waiting_for_the_owner_does_not_make_a_step_look_long() -> None:
     waited = [300.0]  # step 1 below took 310 s, 300 of them waiting for an approval
     # 100 s are left: the deadline moved later by the 300 s waited.
