@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class ServiceError(Exception):
     def __init__(self, code: str, message: str, status: int) -> None:
@@ -40,9 +42,15 @@ def ollama_failed(model: str, reason: str) -> ServiceError:
     return ServiceError("model_failed", f"Ollama could not run '{model}': {reason}. {advice}", 502)
 
 
-def run_timeout(seconds: float) -> ServiceError:
-    return ServiceError(
-        "timeout",
-        f"The agent did not finish within {seconds:g} s. Ask for something smaller, or raise AGENT_TIMEOUT_S.",
-        504,
-    )
+def run_timeout(seconds: float, phase: Literal["queued", "silent", "running"] = "running") -> ServiceError:
+    """The run's time ran out; what it was doing then is the likely cause, and says what to do."""
+    messages = {
+        "queued": f"The agent was busy with other requests for all of {seconds:g} s (AGENT_MAX_CONCURRENCY); "
+        "try again in a moment.",
+        "silent": f"The model had not started answering after {seconds:g} s: it may still have been loading, or it "
+        "reads too slowly on this machine. Try a smaller model (first in MODELS_SMART, e.g. qwen3:4b), or raise "
+        "AGENT_TIMEOUT_S.",
+        "running": f"The agent did not finish within {seconds:g} s: one step took longer than the time left. Ask for "
+        "something smaller, or raise AGENT_TIMEOUT_S.",
+    }
+    return ServiceError("timeout", messages[phase], 504)

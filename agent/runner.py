@@ -21,7 +21,7 @@ from claw_agent import ClawAgent, NoModel, RunClock, bound_step, build_agent
 from context import MESSAGE_OVERHEAD_TOKENS, ContextBudget, estimate_tokens
 from errors import ServiceError, run_timeout
 from event_stream import EventStream
-from events import AgentEvent, ErrorEvent, FinalEvent
+from events import AgentEvent, DeltaEvent, ErrorEvent, FinalEvent, StepEvent, ThinkingEvent
 from history import Turn, build_task, history_variants
 from llm import AgentModel, ModelFactory, context_budget
 from model_errors import run_failure
@@ -292,10 +292,11 @@ class AgentRunner:
             try:
                 await asyncio.wait_for(slots.acquire(), max(0.0, deadline - loop.time()))
             except TimeoutError:
-                yield ErrorEvent.of(run_timeout(timeout_s))
+                yield ErrorEvent.of(run_timeout(timeout_s, "queued"))
                 return
             # The agent thread reads time.monotonic(); the event loop's clock may be another (uvloop's).
             approvals = self._start(prepared, cancel, emit, time.monotonic() + deadline - loop.time())
+            model_spoke = False  # for the time-out's message: a model that never answered is the likely cause
             while True:
                 # The deadline moves later by the time spent waiting for the owner; during a wait it stands still.
                 left = deadline + approvals.paused_s() - loop.time()
@@ -304,10 +305,11 @@ class AgentRunner:
                 except TimeoutError:
                     if approvals.clock.waiting or deadline + approvals.paused_s() > loop.time():
                         continue
-                    yield ErrorEvent.of(run_timeout(timeout_s))
+                    yield ErrorEvent.of(run_timeout(timeout_s, "running" if model_spoke else "silent"))
                     return
                 if event is None:
                     return
+                model_spoke = model_spoke or isinstance(event, DeltaEvent | ThinkingEvent | StepEvent)
                 yield event
         finally:
             cancel.set()

@@ -296,10 +296,40 @@ def test_a_run_past_its_time_reports_a_timeout_and_frees_its_slot_when_the_agent
 
     late, next_run = asyncio.run(both())
     assert [(e.code, e.status) for e in late if isinstance(e, ErrorEvent)] == [("timeout", 504)]
+    assert late[-1].error.startswith("The model had not started answering after 0.5 s"), "the cause, not 'timed out'"
     assert not [e for e in late if isinstance(e, FinalEvent | StepEvent)]
     assert woken == [True], "the model was told to stop, not left to run out its own time"
     assert isinstance(next_run[-1], FinalEvent) and next_run[-1].response == "next"
     assert len(script.prompts) == 2, "one call for each run: the stopped run asked the model nothing more"
+
+
+def test_a_time_out_says_what_the_run_was_doing(make_runner: Callable[..., AgentRunner]) -> None:
+    def hangs(model: ScriptedModel) -> str:
+        model.on_delta("Thought: I read the page")  # the model has started writing, then stalls
+        model.cancel.wait(30)
+        return code('print("late")')
+
+    script = Script([hangs, code('final_answer("next")')])
+    runner = make_runner(script, agent_max_concurrency=1)
+    prepared = PreparedRun(RunRequest(message="Go"), OLLAMA)
+
+    async def both() -> tuple[list[AgentEvent], list[AgentEvent]]:
+        first = asyncio.create_task(_collect(runner.aevents(prepared, timeout_s=1.0)))
+        await asyncio.sleep(0.2)
+        queued = await _collect(runner.aevents(prepared, timeout_s=0.3))  # the one slot is taken
+        running = await first
+        # The slot comes back once the stopped agent's thread has ended: wait for that before the loop closes.
+        assert isinstance((await _collect(runner.aevents(prepared, timeout_s=30)))[-1], FinalEvent)
+        return running, queued
+
+    running, queued = asyncio.run(both())
+    assert running[-1].error.startswith("The agent did not finish within 1 s: one step took longer")
+    assert queued[-1].error.startswith("The agent was busy with other requests for all of 0.3 s")
+    assert [e.code for e in (running[-1], queued[-1])] == ["timeout", "timeout"]
+
+
+async def _collect(events: Any) -> list[AgentEvent]:
+    return [event async for event in events]
 
 
 def test_secrets_are_redacted_from_tool_output_printed_values_errors_deltas_and_the_answer(

@@ -279,7 +279,8 @@ async function main() {
     check(cWeb.events.at(-1)?.event === "error" && cWeb.events.at(-1)?.data.code === "timeout:agent", "the webchat stream ends with a timeout error");
     await waitForTurn("the WhatsApp turn to fail", cWa!, (row) => row.state === "failed", 20_000);
     const cRow = turn(cWa!)!;
-    const timedOut = new RegExp(`^timeout:agent: The agent did not finish within ${AGENT_TIMEOUT_S} s`);
+    // The model never answered: the message names that cause, not a generic time-out.
+    const timedOut = new RegExp(`^timeout:agent: The model had not started answering after ${AGENT_TIMEOUT_S} s`);
     await checkVisibleFailure(cRow, timedOut, { event: "turn.failed", code: "timeout:agent" }, "the timed-out WhatsApp turn");
     const cWebRow = database.prepare(`SELECT * FROM "Turn" WHERE channel = 'webchat' ORDER BY createdAt DESC LIMIT 1`).get() as TurnRow;
     await checkVisibleFailure(cWebRow, timedOut, { event: "turn.failed", code: "timeout:agent" }, "the timed-out webchat turn");
