@@ -282,6 +282,8 @@ async function main() {
     // The model never answered: the message names that cause, not a generic time-out.
     const timedOut = new RegExp(`^timeout:agent: The model had not started answering after ${AGENT_TIMEOUT_S} s`);
     await checkVisibleFailure(cRow, timedOut, { event: "turn.failed", code: "timeout:agent" }, "the timed-out WhatsApp turn");
+    const told = fakeGraph.sent.filter((m) => m.to === numbers.owner && m.body.startsWith("⚠️ Je n'ai pas pu répondre à ton message : The model had not started"));
+    check(told.length === 1, "the WhatsApp chat is told once, in French, why its message got no answer");
     const cWebRow = database.prepare(`SELECT * FROM "Turn" WHERE channel = 'webchat' ORDER BY createdAt DESC LIMIT 1`).get() as TurnRow;
     await checkVisibleFailure(cWebRow, timedOut, { event: "turn.failed", code: "timeout:agent" }, "the timed-out webchat turn");
     // The fake model answers 3 s after the agent gave up (the agent has closed the connection by then, so the

@@ -357,6 +357,32 @@ describe("recovery", () => {
     expect(graph.sent.map((m) => m.body)).toEqual(["All done."]);
   });
 
+  it("tells a WhatsApp chat once, in the owner's language, when its turn failed for good, with the reason", async () => {
+    await saveSettings({ values: { persona_lang: "fr" } });
+    const reason = "The message is too long for the model's context window (about 9000 tokens; 7168 available).";
+    agent.reply = () => ({ status: 413, error: { error: reason, code: "context_overflow" } });
+    const turns = whatsappRunner();
+    const outcome = await turns.runTurn(inbound("un très long message", "16505550006"));
+    expect(outcome.state).toBe("failed");
+    expect(graph.sent).toHaveLength(1);
+    expect(graph.sent[0]).toMatchObject({ to: "16505550006" });
+    expect(graph.sent[0]!.body.startsWith("⚠️ Je n'ai pas pu répondre à ton message : ")).toBe(true);
+    expect(graph.sent[0]!.body).toContain("too long for the model's context window");
+    expect(await turns.resumeDueTurns()).toBe(0);
+    expect(graph.sent).toHaveLength(1);
+  });
+
+  it("tells the chat only after the last attempt of a failure that may clear", async () => {
+    await saveSettings({ values: { persona_lang: "en" } });
+    agent.reply = () => ({ status: 503, error: { error: "Ollama is not reachable", code: "model_unreachable" } });
+    const turns = whatsappRunner({ ...fast, maxAttempts: 2 });
+    const outcome = await turns.runTurn(inbound("are you there?", "16505550007"));
+    expect(outcome.state).toBe("received");
+    expect(graph.sent).toEqual([]);
+    await sweepUntil(turns, outcome.turnId, "failed");
+    expect(graph.sent.map((m) => m.body)).toEqual([expect.stringMatching(/^⚠️ I could not answer your message: .*Ollama is not reachable/)]);
+  });
+
   it("records the 24-hour rule and does not retry it", async () => {
     graph.failNext({ code: 131047, message: "Re-engagement message" });
     const outcome = await whatsappRunner().runTurn(inbound("late", "16505550002"));

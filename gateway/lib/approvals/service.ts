@@ -184,5 +184,5 @@ export async function afterAgentLost(
     const message = { channel: channel.name, channelId: turn.channelId, conversationId: turn.conversationId, replyTo: turn.externalId, text };
     await channel.send(message).catch((sent: unknown) => logger.warn("approval.tell_failed", { turnId: turn.id, channel: turn.channel, ...errorMeta(sent) }));
   }
-  return new AppError("upstream:agent", text, { cause: error, detail: { agentCode: error.code } });
+  return new AppError("upstream:agent", text, { cause: error, detail: { agentCode: error.code, told: true } });
 }

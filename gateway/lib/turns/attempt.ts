@@ -17,6 +17,7 @@ import { recordUndelivered } from "../reminders/notices";
 import { replyToFor } from "../reminders/reply-to";
 import { loadPersona, ownerLang } from "../settings";
 import { composeAnswer } from "./compose";
+import { tellFailure } from "./failure-notice";
 import { getHistory } from "./history";
 import type { Listeners } from "./listeners";
 import { decideFailure, type RetryPolicy } from "./retry";
@@ -208,6 +209,11 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
         : new AppError("internal:chat", "The turn failed inside the gateway; see its logs.", { cause: caught, detail: { retryable: true } });
       if (error.surface === "agent") error = await afterAgentLost({ ...turn, channelId: turn.conversation.channelId }, error);
       const state = await settleFailure(turn, error, "received").catch(() => "failed" as const);
+      // A scheduled run's failure is on the /cron page; a /stop answers itself; the approvals' own words were sent.
+      if (state === "failed" && !isScheduled(turn) && !error.detail.stopped && !error.detail.told) {
+        const lang = await ownerLang().catch(() => "en" as const);
+        await tellFailure(channelOf(turn), { ...turn, channelId: turn.conversation.channelId }, error, lang);
+      }
       logger.warn("turn.failed", {
         ...meta,
         state,
