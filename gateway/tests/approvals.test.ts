@@ -249,7 +249,7 @@ describe("the turn around an approval", () => {
     // The owner was waiting in that chat: they are told there, once.
     const { externalId } = (await getTurnById({ id: turnId }))!;
     expect(graph.sent.filter((m) => m.replyTo === externalId).map((m) => m.body)).toEqual([
-      "The agent stopped while an action waited for your approval; nothing more was run. Ask again if you still want it.",
+      "⚠️ I could not answer your message: The agent stopped while an action waited for your approval; nothing more was run. Ask again if you still want it.",
     ]);
   });
 });

@@ -168,21 +168,12 @@ export async function decideInChat(
 /**
  * The agent call of a turn ended without an answer. If the turn had asked for an approval, what still waits is
  * closed and the turn must not be run again with its side effects: the error becomes a final one that says so
- * (a /stop keeps its own reason), and the chat is told, since the owner was waiting there (the webchat shows the
- * error live). Otherwise the error is returned as it is.
+ * (a /stop keeps its own reason); the chat is told like any turn that failed for good (turns/failure-notice.ts).
+ * Otherwise the error is returned as it is.
  */
-export async function afterAgentLost(
-  turn: { id: string; channel: string; channelId: string; conversationId: string; externalId: string },
-  error: AppError,
-): Promise<AppError> {
-  if ((await countApprovalsOfTurn({ turnId: turn.id }).catch(() => 0)) === 0) return error;
-  await closeApprovalsOfTurn({ turnId: turn.id });
+export async function afterAgentLost(turnId: string, error: AppError): Promise<AppError> {
+  if ((await countApprovalsOfTurn({ turnId }).catch(() => 0)) === 0) return error;
+  await closeApprovalsOfTurn({ turnId });
   if (error.detail.stopped) return error;
-  const text = approvalTexts[await ownerLang()].agentLost;
-  const channel = channelsByName()[turn.channel as ChannelName];
-  if (channel && !channel.capabilities.streams) {
-    const message = { channel: channel.name, channelId: turn.channelId, conversationId: turn.conversationId, replyTo: turn.externalId, text };
-    await channel.send(message).catch((sent: unknown) => logger.warn("approval.tell_failed", { turnId: turn.id, channel: turn.channel, ...errorMeta(sent) }));
-  }
-  return new AppError("upstream:agent", text, { cause: error, detail: { agentCode: error.code, told: true } });
+  return new AppError("upstream:agent", approvalTexts[await ownerLang()].agentLost, { cause: error, detail: { agentCode: error.code } });
 }

@@ -207,10 +207,10 @@ export function createAttempt({ agent, channels, policy, listeners, stops }: Att
       let error = isAppError(caught)
         ? caught
         : new AppError("internal:chat", "The turn failed inside the gateway; see its logs.", { cause: caught, detail: { retryable: true } });
-      if (error.surface === "agent") error = await afterAgentLost({ ...turn, channelId: turn.conversation.channelId }, error);
+      if (error.surface === "agent") error = await afterAgentLost(turn.id, error);
       const state = await settleFailure(turn, error, "received").catch(() => "failed" as const);
-      // A scheduled run's failure is on the /cron page; a /stop answers itself; the approvals' own words were sent.
-      if (state === "failed" && !isScheduled(turn) && !error.detail.stopped && !error.detail.told) {
+      // A scheduled run's failure is on the /cron page; a /stop answers itself.
+      if (state === "failed" && !isScheduled(turn) && !error.detail.stopped) {
         const lang = await ownerLang().catch(() => "en" as const);
         await tellFailure(channelOf(turn), { ...turn, channelId: turn.conversation.channelId }, error, lang);
       }

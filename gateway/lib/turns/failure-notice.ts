@@ -5,9 +5,9 @@ import type { AppError } from "../errors";
 import { errorMeta, logger } from "../logger";
 
 // A turn from WhatsApp or Talk that failed for good (the last attempt, or an error no retry can mend: a message
-// too long for the model, a time-out) would leave the owner with silence: the webchat shows a failure live, those
-// chats have no live view. The chat is told once, when the turn is marked failed, with the reason. Best effort: a
-// channel that cannot take the answer cannot take this either.
+// too long for the model, a time-out, an agent lost while an approval waited) would leave the owner with
+// silence: the webchat shows a failure live, those chats have no live view. The chat is told once, when the turn
+// is marked failed, with the reason. Best effort: a channel that cannot take the answer cannot take this either.
 
 const texts = {
   en: (reason: string) => `⚠️ I could not answer your message: ${reason}`,
