@@ -102,7 +102,7 @@ class ClawAgent(CodeAgent):
         steps = sum(1 for s in self.memory.steps if isinstance(s, ActionStep))
         request = ChatMessage(
             role=MessageRole.USER,
-            content=[{"type": "text", "text": OUT_OF_STEPS_REQUEST.format(steps=_steps(steps))}],
+            content=[{"type": "text", "text": OUT_OF_STEPS_REQUEST.format(steps=steps_text(steps))}],
         )
         text = ""
         usage = None
@@ -124,7 +124,7 @@ class ClawAgent(CodeAgent):
             logger.warning("final_summary_failed", extra={"error_type": type(exc).__name__})
         return ChatMessage(
             role=MessageRole.ASSISTANT,
-            content=text or OUT_OF_STEPS_FALLBACK.format(steps=_steps(steps)),
+            content=text or OUT_OF_STEPS_FALLBACK.format(steps=steps_text(steps)),
             token_usage=usage,
         )
 
@@ -164,7 +164,7 @@ class NoModel(Model):
         raise RuntimeError("not a model")
 
 
-def _steps(count: int) -> str:
+def steps_text(count: int) -> str:
     return f"{count} step{'' if count == 1 else 's'}"
 
 

@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from claw_agent import steps_text  # noqa: E402
 from errors import ServiceError  # noqa: E402
 from events import DeltaEvent, ErrorEvent, FinalEvent, StepEvent, ThinkingEvent  # noqa: E402
 from factory import build_runner, settings_or_exit  # noqa: E402
@@ -111,12 +112,7 @@ def console_chat(runner: AgentRunner, settings: Settings) -> Any:
                         )
                     )
                 elif isinstance(event, FinalEvent):
-                    note = (
-                        ""
-                        if event.finished
-                        else "\n\n"
-                        + UNFINISHED_NOTE.format(steps=f"{event.steps} step{'' if event.steps == 1 else 's'}")
-                    )
+                    note = "" if event.finished else "\n\n" + UNFINISHED_NOTE.format(steps=steps_text(event.steps))
                     if event.attachments:  # sent with the answer in a chat; here, only named
                         files = ", ".join(f"{a['name']} ({human_size(a['size'])})" for a in event.attachments)
                         note += f"\n\n📎 {files}"

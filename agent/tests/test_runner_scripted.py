@@ -53,7 +53,6 @@ class ScriptedModel(Model):
             "\n".join(message_text(m if isinstance(m, ChatMessage) else ChatMessage.from_dict(m)) for m in messages)
         )
         self.script.kwargs.append(kwargs)
-        self.last_kwargs = kwargs
         replies = self.script.replies
         reply = replies[min(len(self.script.prompts), len(replies)) - 1]
         if callable(reply) and not isinstance(reply, BaseException):
@@ -241,7 +240,7 @@ def test_a_summary_still_being_written_when_the_time_runs_out_is_cut_not_lost(
 
     def slow_summary(model: ScriptedModel) -> str | BaseException:
         # The real model stops reading at stop_at (llm.AgentModel, tested in test_llm); this one is told it.
-        return "Résumé partiel." if model.last_kwargs.get("stop_at") else RuntimeError("no stop_at")
+        return "Résumé partiel." if model.script.kwargs[-1].get("stop_at") else RuntimeError("no stop_at")
 
     script = Script([slow_step, slow_summary])
     runner = make_runner(script, agent_max_steps=1)
